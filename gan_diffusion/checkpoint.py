@@ -1,0 +1,89 @@
+"""Backend-neutral checkpoints: one `.npz` of canonical arrays plus JSON metadata.
+
+A checkpoint holds the weights in the canonical layout (docs/weights.md), the optimizer
+state in the same layout, and metadata (model, config, epoch, step, writer backend). It is
+read with `allow_pickle=False`, so loading never runs code, and either backend can load
+what the other wrote: converting is just the canonical-layout mapping each backend does.
+
+Keys:  weights/<net>/<layer>/<param>
+       optimizer/<net>/step, optimizer/<net>/m/<weight name>, optimizer/<net>/v/<weight name>
+       __meta__  (a JSON string)
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gan_diffusion.errors import CheckpointError
+from gan_diffusion.utils.io import atomic_open
+
+FORMAT = "gan_diffusion.checkpoint/1"
+
+
+def save_checkpoint(path: str | os.PathLike, weights: dict[str, np.ndarray],
+                    optimizer: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write a checkpoint atomically (temporary file, fsync, rename).
+
+    Args:
+        path: target `.npz` file; an existing file is replaced only once the new one is complete.
+        weights: canonical weights.
+        optimizer: canonical optimizer state.
+        meta: JSON-able metadata (model, config, epoch, global_step, backend, ...).
+    """
+    arrays = {f"weights/{k}": np.asarray(v) for k, v in weights.items()}
+    arrays.update({f"optimizer/{k}": np.asarray(v) for k, v in optimizer.items()})
+    arrays["__meta__"] = np.array(json.dumps({"format": FORMAT, **meta}, sort_keys=True))
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_checkpoint(path: str | os.PathLike
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """Read a checkpoint written by `save_checkpoint` (no pickle is ever loaded).
+
+    Returns:
+        (weights, optimizer_state, meta)
+
+    Raises:
+        CheckpointError: missing, truncated or foreign file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass the .npz file that "
+                              "training wrote (e.g. RUN/checkpoints/latest.npz)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a gan_diffusion "
+                              f"checkpoint ({exc}); restore an earlier one") from None
+    if "__meta__" not in arrays:
+        raise CheckpointError(f"{path} has no gan_diffusion metadata: not a checkpoint of ours")
+    meta = json.loads(str(arrays.pop("__meta__")))
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {meta.get('format')!r}; "
+                              f"this version reads {FORMAT!r}")
+    weights = {k[len("weights/"):]: v for k, v in arrays.items() if k.startswith("weights/")}
+    optimizer = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
+    return weights, optimizer, meta
+
+
+def load_model(path: str | os.PathLike, backend: str) -> Any:
+    """Build the model a checkpoint describes on `backend` and restore it.
+
+    Example:
+        >>> model = load_model("runs/dcgan/checkpoints/latest.npz", "torch")  # written by TF
+    """
+    from gan_diffusion.backends import get_backend
+    from gan_diffusion.registry import get_spec
+
+    _, _, meta = load_checkpoint(path)
+    config = get_spec(meta["model"]).config_cls.from_dict(meta["config"])
+    model = get_backend(backend).build(meta["model"], config=config)
+    model.restore(path)
+    return model

@@ -1,0 +1,124 @@
+"""Framework-free datasets (NumPy + PIL): loading, verification and batching.
+
+Never imports TensorFlow or PyTorch; scikit-learn is imported only by the
+"digits" loader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .celeba import center_crop_resize, load_celeba
+from .dataset import (ArrayDataset, batch_indices, epoch_order, from_model_range, iterate_batches,
+                      steps_per_epoch, to_model_range)
+from .digits import load_digits_embedded
+from .download import NO_DOWNLOAD_ENV, download_file, sha256_file, verify_file
+from .errors import DataError
+from .folders import IMAGE_EXTENSIONS, load_cifar10_jpg, load_eurosat, load_image_folder, resize_image
+from .mnist import MNIST_FILES, MNIST_MIRRORS, load_mnist, read_idx
+from .paths import DATA_DIR_ENV, resolve_data_dir
+
+__all__ = [
+    "DATASETS", "DATA_DIR_ENV", "NO_DOWNLOAD_ENV", "IMAGE_EXTENSIONS", "MNIST_FILES", "MNIST_MIRRORS",
+    "ArrayDataset", "DataError",
+    "load_dataset", "load_mnist", "load_image_folder", "load_cifar10_jpg", "load_eurosat",
+    "load_celeba", "load_digits_embedded",
+    "resolve_data_dir", "read_idx", "center_crop_resize", "resize_image",
+    "sha256_file", "verify_file", "download_file",
+    "epoch_order", "batch_indices", "iterate_batches", "steps_per_epoch",
+    "to_model_range", "from_model_range",
+]
+
+DATASETS = ("digits", "mnist", "cifar10", "celeba", "eurosat")  # plus "folder:<path>" or a directory
+_SPLITLESS = ("celeba", "eurosat", "folder")
+
+
+def _square_size(image_size: int | tuple[int, int] | None, default: int, name: str) -> int:
+    if image_size is None:
+        return default
+    if isinstance(image_size, int):
+        return image_size
+    h, w = image_size
+    if h != w:
+        raise DataError(f"dataset {name!r} only supports square images, got image_size={image_size}; "
+                        "pass a single int")
+    return int(h)
+
+
+def _resized(ds: ArrayDataset, image_size: int | tuple[int, int] | None) -> ArrayDataset:
+    """Resize every image (centre crop to aspect + BICUBIC) when a size is asked for."""
+    if image_size is None:
+        return ds
+    from PIL import Image
+
+    first = resize_image(Image.new("L", ds.image_shape[1::-1]), image_size)
+    if first.size == ds.image_shape[1::-1]:
+        return ds
+    out = np.empty((len(ds), first.size[1], first.size[0], ds.image_shape[2]), np.uint8)
+    for i, img in enumerate(ds.images):
+        pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+        out[i] = np.asarray(resize_image(pil, image_size)).reshape(out.shape[1:])
+    return dataclasses.replace(ds, images=out, description=(
+        f"{ds.description}; resized to {out.shape[1]}x{out.shape[2]} (BICUBIC)"))
+
+
+def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
+                 download: bool = False, image_size: int | tuple[int, int] | None = None,
+                 limit: int | None = None) -> ArrayDataset:
+    """Load a dataset by name.
+
+    Args:
+        name: One of ``DATASETS``, ``"folder:<path>"``, or the path of an existing
+            directory (read with ``load_image_folder``).
+        split: ``"train"`` or ``"test"`` for mnist and cifar10; "digits" ignores it;
+            celeba, eurosat and folders have only ``"train"`` (the whole set).
+        data_dir: Data folder; see ``resolve_data_dir`` ("digits" needs none).
+        download: Allow downloading missing files (only MNIST can be downloaded).
+        image_size: Output size, int or (height, width); None keeps the native size
+            (celeba and eurosat default to 64, digits to 28).
+        limit: Keep only the first N examples (for cifar10/eurosat roughly N / 10
+            per class are read so every class is represented).
+
+    Returns:
+        The ArrayDataset.
+
+    Example:
+        >>> ds = load_dataset("digits", limit=100)
+        >>> ds.images.shape
+        (100, 28, 28, 1)
+    """
+    if limit is not None and limit < 1:
+        raise DataError(f"limit must be >= 1, got {limit}")
+    key = name.lower()
+    folder = None
+    if name.startswith("folder:"):
+        key, folder = "folder", name[len("folder:"):]
+    elif key not in DATASETS and os.path.isdir(os.path.expanduser(name)):
+        key, folder = "folder", name
+    if key in _SPLITLESS and split != "train":
+        raise DataError(f"dataset {name!r} has no {split!r} split (only the whole set, split='train')")
+    per_class = None if limit is None else math.ceil(limit / 10)
+    resize_after = False
+    if key == "digits":
+        ds = load_digits_embedded(_square_size(image_size, 28, key))
+    elif key == "mnist":
+        ds, resize_after = load_mnist(split, data_dir, download=download), True
+    elif key == "cifar10":
+        ds, resize_after = load_cifar10_jpg(split, data_dir, limit_per_class=per_class), True
+    elif key == "celeba":
+        ds = load_celeba(data_dir, size=_square_size(image_size, 64, key), limit=limit)
+    elif key == "eurosat":
+        ds = load_eurosat(data_dir, image_size=image_size or 64, limit_per_class=per_class)
+    elif key == "folder":
+        ds = load_image_folder(Path(folder).expanduser(), image_size=image_size)
+    else:
+        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}, "
+                        "'folder:<path>' or the path of an existing image folder")
+    if limit is not None and limit < len(ds):
+        ds = dataclasses.replace(ds.subset(limit), description=f"{ds.description}; first {limit} kept")
+    return _resized(ds, image_size) if resize_after else ds

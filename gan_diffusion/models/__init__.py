@@ -1,0 +1,1 @@
+"""Framework-free model definitions: typed configs, architecture plans, canonical weights."""

@@ -1,0 +1,101 @@
+"""DCGAN: typed config and the framework-free architecture plan.
+
+The architecture is the PyTorch DCGAN tutorial's (Radford et al. 2015), sized by image shape:
+the generator starts from a 4x4 map (7x7 for 28x28 images) and doubles it with stride-2
+transposed convolutions; the discriminator mirrors it. No conv biases, as in the tutorial.
+
+    side 64: z -> 4x4x8g -> 8x8x4g -> 16x16x2g -> 32x32xg -> 64x64xC   (g = g_features)
+    side 32: z -> 4x4x4g -> 8x8x2g -> 16x16xg -> 32x32xC
+    side 28: z -> 7x7x2g -> 14x14xg -> 28x28xC
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar
+
+from gan_diffusion.configs import Config, check_image_shape, check_positive
+from gan_diffusion.errors import ConfigError
+from gan_diffusion.models.plan import Layer, weight_shapes
+
+SIZES = (28, 32, 64)
+
+
+@dataclasses.dataclass
+class DCGANConfig(Config):
+    """DCGAN hyper-parameters (defaults: the PyTorch DCGAN tutorial).
+
+    BatchNorm momentum uses the PyTorch convention (weight of the new batch statistic):
+    Keras' momentum is 1 - bn_momentum. See docs/alignment.md.
+    """
+
+    model: ClassVar[str] = "dcgan"
+    image_shape: tuple[int, int, int] = (28, 28, 1)
+    latent_dim: int = 100
+    g_features: int = 64
+    d_features: int = 64
+    learning_rate: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    bn_momentum: float = 0.1
+    bn_epsilon: float = 1e-5
+    leaky_slope: float = 0.2
+    init_std: float = 0.02
+    batch_size: int = 128
+    drop_last: bool = True
+    seed: int = 0
+    compile: bool = False  # torch.compile the networks (torch backend only; TF always uses tf.function)
+
+    def validate(self) -> None:
+        self.image_shape = check_image_shape(self.image_shape, SIZES)
+        check_positive(self, "latent_dim", "g_features", "d_features", "learning_rate",
+                       "adam_epsilon", "bn_epsilon", "init_std", "batch_size")
+        for name in ("beta1", "beta2", "bn_momentum"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"dcgan config field {name} must be in [0, 1), "
+                                  f"got {getattr(self, name)!r}")
+
+
+def _stages(side: int) -> tuple[int, int]:
+    """(start side, number of stride-2 stages) for an image side."""
+    start = 7 if side == 28 else 4
+    return start, int(round(math.log2(side // start)))
+
+
+def generator_plan(cfg: DCGANConfig) -> list[Layer]:
+    """Generator layers: latent vector (N, latent_dim) -> image in [-1, 1]."""
+    side, _, channels = cfg.image_shape
+    start, n = _stages(side)
+    widths = [cfg.g_features * 2 ** (n - 1 - i) for i in range(n)]  # e.g. [8g, 4g, 2g, g]
+    layers = [Layer("convt0", "convt", cfg.latent_dim, widths[0], kernel=start),
+              Layer("bn0", "bn", widths[0], widths[0]), Layer("relu0", "relu")]
+    for i in range(1, n):
+        layers += [Layer(f"convt{i}", "convt", widths[i - 1], widths[i], 4, 2, 1),
+                   Layer(f"bn{i}", "bn", widths[i], widths[i]), Layer(f"relu{i}", "relu")]
+    layers += [Layer(f"convt{n}", "convt", widths[-1], channels, 4, 2, 1), Layer("tanh", "tanh")]
+    return layers
+
+
+def discriminator_plan(cfg: DCGANConfig) -> list[Layer]:
+    """Discriminator layers: image (N, H, W, C) in [-1, 1] -> one logit per image."""
+    side, _, channels = cfg.image_shape
+    start, n = _stages(side)
+    widths = [cfg.d_features * 2 ** i for i in range(n)]  # e.g. [d, 2d, 4d, 8d]
+    a = cfg.leaky_slope
+    layers = [Layer("conv0", "conv", channels, widths[0], 4, 2, 1), Layer("lrelu0", "lrelu", alpha=a)]
+    for i in range(1, n):
+        layers += [Layer(f"conv{i}", "conv", widths[i - 1], widths[i], 4, 2, 1),
+                   Layer(f"bn{i}", "bn", widths[i], widths[i]), Layer(f"lrelu{i}", "lrelu", alpha=a)]
+    layers += [Layer(f"conv{n}", "conv", widths[-1], 1, kernel=start)]
+    return layers
+
+
+def networks(cfg: DCGANConfig) -> dict[str, list[Layer]]:
+    """Both plans, keyed by network name (the first part of canonical weight names)."""
+    return {"generator": generator_plan(cfg), "discriminator": discriminator_plan(cfg)}
+
+
+def dcgan_weight_shapes(cfg: DCGANConfig) -> dict[str, tuple[int, ...]]:
+    """Canonical weight names and shapes of a DCGAN."""
+    return weight_shapes(networks(cfg))

@@ -1,0 +1,110 @@
+"""Architecture plans: a framework-free list of layers that both backends build from.
+
+Both backends walk the same plan, so their networks have the same layers in the same order
+with the same canonical names. The plan also fixes the canonical weight layout (see
+docs/weights.md): channels-last, Keras-style kernels.
+
+    conv   kernel (kh, kw, in, out)    torch Conv2d weight          (out, in, kh, kw)
+    convt  kernel (kh, kw, out, in)    torch ConvTranspose2d weight (in, out, kh, kw)
+    dense  kernel (in, out)            torch Linear weight          (out, in)
+    bn     gamma, beta, moving_mean, moving_variance, each (channels,)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PARAM_KINDS = ("conv", "convt", "dense", "bn")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One step of a network.
+
+    Attributes:
+        name: canonical layer name, unique within its network (e.g. "convt0").
+        kind: "conv", "convt", "dense", "bn", "relu", "lrelu", "tanh".
+        in_ch, out_ch: channels (features for dense).
+        kernel, stride, padding: torch-style integers; padding 1 with kernel 4 and stride 2
+            is TF's 'same' (total padding 2, split 1/1), padding 0 is 'valid'.
+        bias: whether the layer has a bias vector.
+        alpha: negative slope of a leaky ReLU.
+    """
+
+    name: str
+    kind: str
+    in_ch: int = 0
+    out_ch: int = 0
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    bias: bool = False
+    alpha: float = 0.0
+
+
+def param_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:
+    """Canonical parameter names and shapes of one layer ({} for activations)."""
+    k, i, o = layer.kernel, layer.in_ch, layer.out_ch
+    if layer.kind == "conv":
+        shapes = {"kernel": (k, k, i, o)}
+    elif layer.kind == "convt":
+        shapes = {"kernel": (k, k, o, i)}
+    elif layer.kind == "dense":
+        shapes = {"kernel": (i, o)}
+    elif layer.kind == "bn":
+        return {p: (o,) for p in ("gamma", "beta", "moving_mean", "moving_variance")}
+    else:
+        return {}
+    if layer.bias:
+        shapes["bias"] = (o,)
+    return shapes
+
+
+def weight_shapes(networks: dict[str, list[Layer]]) -> dict[str, tuple[int, ...]]:
+    """All canonical weights of a model: {"<network>/<layer>/<param>": shape}."""
+    return {f"{net}/{layer.name}/{p}": shape
+            for net, layers in networks.items() for layer in layers
+            for p, shape in param_shapes(layer).items()}
+
+
+def init_normal(networks: dict[str, list[Layer]], seed: int, std: float = 0.02
+                ) -> dict[str, np.ndarray]:
+    """DCGAN initialisation in NumPy, so every backend starts from the same weights.
+
+    Kernels ~ N(0, std); BatchNorm gamma ~ N(1, std), beta = 0; moving mean 0, variance 1;
+    biases 0.
+    """
+    rng = np.random.default_rng([seed, 0x1417])  # stream id: weight init
+    out = {}
+    for name, shape in weight_shapes(networks).items():
+        param = name.rsplit("/", 1)[1]
+        if param == "kernel":
+            value = rng.normal(0.0, std, shape)
+        elif param == "gamma":
+            value = rng.normal(1.0, std, shape)
+        elif param == "moving_variance":
+            value = np.ones(shape)
+        else:  # beta, bias, moving_mean
+            value = np.zeros(shape)
+        out[name] = value.astype(np.float32)
+    return out
+
+
+def check_weights(weights: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]],
+                  model: str) -> None:
+    """Raise ValueError naming missing/unexpected keys or a wrong shape/dtype."""
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{model} weights do not match the canonical layout: "
+                         f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                         f"unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}; "
+                         "were they saved from a model with another config?")
+    for name, shape in expected.items():
+        value = np.asarray(weights[name])
+        if value.shape != tuple(shape):
+            raise ValueError(f"{model} weight {name} has shape {value.shape}, expected {shape} "
+                             "(canonical channels-last layout, see docs/weights.md)")
+        if not np.issubdtype(value.dtype, np.floating):
+            raise ValueError(f"{model} weight {name} has dtype {value.dtype}, expected float")

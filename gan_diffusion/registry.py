@@ -1,0 +1,58 @@
+"""Name-keyed model registry: model name -> config class and backend module name.
+
+Each backend package has a module of that name with a `build(config)` function, so
+`Backend.build("dcgan", ...)` imports `gan_diffusion.<backend>_backend.dcgan`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gan_diffusion.configs import Config
+from gan_diffusion.errors import UnknownNameError
+from gan_diffusion.models.dcgan import DCGANConfig
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    config_cls: type[Config]
+    module: str
+    description: str
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> None:
+    """Add a model to the registry (used at import time by the core)."""
+    _REGISTRY[spec.name] = spec
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registered model called `name`; UnknownNameError lists the valid ones."""
+    if name not in _REGISTRY:
+        raise UnknownNameError("model", name, _REGISTRY)
+    return _REGISTRY[name]
+
+
+def list_models() -> list[str]:
+    """Names of the registered models."""
+    return sorted(_REGISTRY)
+
+
+def make_config(name: str, image_shape: Any = None, **overrides: Any) -> Config:
+    """Build the typed config of model `name` from keyword overrides.
+
+    Example:
+        >>> make_config("dcgan", image_shape=(28, 28, 1), latent_dim=64)
+    """
+    spec = get_spec(name)
+    data = dict(overrides)
+    if image_shape is not None:
+        data["image_shape"] = tuple(image_shape)
+    return spec.config_cls.from_dict(data)
+
+
+register(ModelSpec("dcgan", DCGANConfig, "dcgan",
+                   "DCGAN (Radford et al. 2015), the PyTorch DCGAN-tutorial architecture"))

@@ -1,0 +1,134 @@
+"""DCGAN in TensorFlow/Keras. Mirrors gan_diffusion/torch_backend/dcgan.py line for line."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gan_diffusion import noise
+from gan_diffusion.models.dcgan import DCGANConfig, dcgan_weight_shapes, networks
+from gan_diffusion.models.plan import Layer, check_weights, init_normal
+from gan_diffusion.tf_backend.data import to_tf_dataset
+from gan_diffusion.tf_backend.layers import (canonical_tensors, from_canonical,
+                                             images_to_input, make_layer, output_to_numpy,
+                                             to_canonical)
+from gan_diffusion.tf_backend.optimizers import adam_state, load_adam_state, make_adam
+from gan_diffusion.trainer import TrainerBase
+
+
+def Network(layers: list[Layer], cfg: DCGANConfig, input_shape: tuple, name: str) -> keras.Model:
+    """A plan's layers in order. Generator input (N, latent) is reshaped to (N, 1, 1, latent)."""
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    if len(input_shape) == 1:
+        x = keras.layers.Reshape((1, 1, input_shape[0]), name="reshape")(x)  # (N, 1, 1, latent)
+    for layer in layers:
+        x = make_layer(layer, cfg.bn_momentum, cfg.bn_epsilon)(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def bce_logits(logits: tf.Tensor, target: float) -> tf.Tensor:
+    """Mean binary cross-entropy against a constant target, from logits (stable form)."""
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.fill(tf.shape(logits), target), logits=logits))
+
+
+class DCGAN(TrainerBase):
+    """DCGAN generator + discriminator with their Adam optimizers (TensorFlow/Keras)."""
+
+    backend_name = "tf"
+
+    def __init__(self, config: DCGANConfig):
+        super().__init__(config)
+        plans = networks(config)
+        self.generator = Network(plans["generator"], config, (config.latent_dim,), "generator")
+        self.discriminator = Network(plans["discriminator"], config, config.image_shape, "discriminator")
+        self._tensors = {name: canonical_tensors(plans[name], net)
+                         for name, net in (("generator", self.generator),
+                                           ("discriminator", self.discriminator))}
+        self.set_weights(init_normal(plans, config.seed, config.init_std))
+        adam = dict(lr=config.learning_rate, beta1=config.beta1, beta2=config.beta2,
+                    eps=config.adam_epsilon)
+        self.g_opt = make_adam(self.generator.trainable_variables, **adam)
+        self.d_opt = make_adam(self.discriminator.trainable_variables, **adam)
+        self._step = tf.function(self._step_impl, reduce_retracing=True)  # graph mode, not eager
+
+    # -- weights ------------------------------------------------------------------------
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {f"{net}/{name}": to_canonical(t, kind)
+                for net, tensors in self._tensors.items() for name, (t, kind) in tensors.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        check_weights(weights, dcgan_weight_shapes(self.config), "dcgan")
+        for net, tensors in self._tensors.items():
+            for name, (t, kind) in tensors.items():
+                t.assign(from_canonical(weights[f"{net}/{name}"], kind))
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        return {f"{net}/{k}": v for net, opt in (("generator", self.g_opt), ("discriminator", self.d_opt))
+                for k, v in adam_state(opt, self._tensors[net]).items()}
+
+    def load_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        for net, opt in (("generator", self.g_opt), ("discriminator", self.d_opt)):
+            prefix = f"{net}/"
+            load_adam_state(opt, self._tensors[net],
+                            {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+    # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
+    def forward_generator(self, z: np.ndarray, training: bool = False) -> np.ndarray:
+        """Generator output, NHWC float32 in [-1, 1]."""
+        return output_to_numpy(self.generator(tf.constant(np.asarray(z, np.float32)), training=training))
+
+    def forward_discriminator(self, images: np.ndarray, training: bool = False) -> np.ndarray:
+        """Discriminator logits (N,) for NHWC images."""
+        x = images_to_input(images, self.config.image_shape)
+        return tf.reshape(self.discriminator(x, training=training), [-1]).numpy()
+
+    def generate(self, z: np.ndarray) -> np.ndarray:
+        return self.forward_generator(z, training=False)
+
+    # -- training -----------------------------------------------------------------------
+    def batches(self, data, epoch: int):
+        return to_tf_dataset(data, self.config.batch_size, self.config.seed, epoch,
+                             self.config.drop_last)
+
+    def train_step(self, images, labels=None, z: np.ndarray | None = None) -> dict[str, float]:
+        """One DCGAN step (the tutorial's order): update D on real+fake, then G.
+
+        Args:
+            images: a batch, NumPy NHWC (uint8 or float in [-1, 1]) or NHWC tensor.
+            labels: ignored (unconditional).
+            z: latent noise (N, latent_dim); default: the seeded stream at global_step.
+        """
+        x = images_to_input(images, self.config.image_shape)  # (N, H, W, C)
+        if z is None:
+            z = noise.normal(self.config.seed, "latent", self.global_step,
+                             (int(x.shape[0]), self.config.latent_dim))
+        z = tf.constant(np.asarray(z, np.float32))
+        d_loss, g_loss, d_real, d_fake = self._step(x, z)
+        self.global_step += 1
+        return {"d_loss": float(d_loss), "g_loss": float(g_loss),
+                "d_real": float(d_real), "d_fake": float(d_fake)}
+
+    def _step_impl(self, x: tf.Tensor, z: tf.Tensor):
+        G, D = self.generator, self.discriminator
+        with tf.GradientTape(watch_accessed_variables=False) as g_tape:  # G step: no D weight gradients
+            g_tape.watch([v.value for v in G.trainable_variables])  # the tf.Variables under Keras variables
+            fake = G(z, training=True)                                    # (N, H, W, C)
+            with tf.GradientTape() as d_tape:
+                d_real = tf.reshape(D(x, training=True), [-1])            # (N,) logits
+                d_fake = tf.reshape(D(tf.stop_gradient(fake), training=True), [-1])
+                d_loss = bce_logits(d_real, 1.0) + bce_logits(d_fake, 0.0)
+            d_grads = d_tape.gradient(d_loss, D.trainable_variables)
+            self.d_opt.apply_gradients(zip(d_grads, D.trainable_variables))
+
+            g_logits = tf.reshape(D(fake, training=True), [-1])           # D after its update, as in the tutorial
+            g_loss = bce_logits(g_logits, 1.0)
+        g_grads = g_tape.gradient(g_loss, G.trainable_variables)
+        self.g_opt.apply_gradients(zip(g_grads, G.trainable_variables))
+        return (d_loss, g_loss, tf.reduce_mean(tf.sigmoid(d_real)),
+                tf.reduce_mean(tf.sigmoid(d_fake)))
+
+
+def build(config: DCGANConfig) -> DCGAN:
+    return DCGAN(config)

@@ -1,0 +1,147 @@
+"""DCGAN in PyTorch. Mirrors gan_diffusion/tf_backend/dcgan.py line for line."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan_diffusion import noise
+from gan_diffusion.models.dcgan import DCGANConfig, dcgan_weight_shapes, networks
+from gan_diffusion.models.plan import Layer, check_weights, init_normal
+from gan_diffusion.torch_backend.data import to_torch_loader
+from gan_diffusion.torch_backend.layers import (canonical_tensors, from_canonical,
+                                                images_to_input, make_layer, output_to_numpy,
+                                                to_canonical)
+from gan_diffusion.torch_backend.optimizers import adam_state, load_adam_state, make_adam
+from gan_diffusion.trainer import TrainerBase
+
+
+class Network(nn.Module):
+    """A plan's layers in order. Generator input (N, latent) is viewed as (N, latent, 1, 1)."""
+
+    def __init__(self, layers: list[Layer], cfg: DCGANConfig):
+        super().__init__()
+        self.plan = layers
+        self.layers = nn.ModuleDict({l.name: make_layer(l, cfg.bn_momentum, cfg.bn_epsilon)
+                                     for l in layers})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 2:
+            x = x[:, :, None, None]  # (N, latent) -> (N, latent, 1, 1)
+        for module in self.layers.values():
+            x = module(x)
+        return x
+
+
+def bce_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """Mean binary cross-entropy against a constant target, from logits (stable form)."""
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+class DCGAN(TrainerBase):
+    """DCGAN generator + discriminator with their Adam optimizers (PyTorch)."""
+
+    backend_name = "torch"
+
+    def __init__(self, config: DCGANConfig):
+        super().__init__(config)
+        plans = networks(config)
+        self.generator = Network(plans["generator"], config)          # z (N, latent) -> (N, C, H, W)
+        self.discriminator = Network(plans["discriminator"], config)  # (N, C, H, W) -> (N, 1, 1, 1)
+        self._tensors = {name: canonical_tensors(plans[name], net.layers)
+                         for name, net in (("generator", self.generator),
+                                           ("discriminator", self.discriminator))}
+        self.set_weights(init_normal(plans, config.seed, config.init_std))
+        adam = dict(lr=config.learning_rate, beta1=config.beta1, beta2=config.beta2,
+                    eps=config.adam_epsilon)
+        self.g_opt = make_adam(self.generator.parameters(), **adam)
+        self.d_opt = make_adam(self.discriminator.parameters(), **adam)
+        self._G, self._D = self.generator, self.discriminator
+        if config.compile:
+            self._G, self._D = torch.compile(self.generator), torch.compile(self.discriminator)
+
+    # -- weights ------------------------------------------------------------------------
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {f"{net}/{name}": to_canonical(t, kind)
+                for net, tensors in self._tensors.items() for name, (t, kind) in tensors.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        check_weights(weights, dcgan_weight_shapes(self.config), "dcgan")
+        with torch.no_grad():
+            for net, tensors in self._tensors.items():
+                for name, (t, kind) in tensors.items():
+                    t.copy_(from_canonical(weights[f"{net}/{name}"], kind))
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        return {f"{net}/{k}": v for net, opt in (("generator", self.g_opt), ("discriminator", self.d_opt))
+                for k, v in adam_state(opt, self._tensors[net]).items()}
+
+    def load_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        for net, opt in (("generator", self.g_opt), ("discriminator", self.d_opt)):
+            prefix = f"{net}/"
+            load_adam_state(opt, self._tensors[net],
+                            {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+    # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
+    def forward_generator(self, z: np.ndarray, training: bool = False) -> np.ndarray:
+        """Generator output, NHWC float32 in [-1, 1]."""
+        self.generator.train(training)
+        with torch.no_grad():
+            return output_to_numpy(self._G(torch.from_numpy(np.asarray(z, np.float32))))
+
+    def forward_discriminator(self, images: np.ndarray, training: bool = False) -> np.ndarray:
+        """Discriminator logits (N,) for NHWC images."""
+        self.discriminator.train(training)
+        with torch.no_grad():
+            x = images_to_input(images, self.config.image_shape)
+            return self._D(x).reshape(-1).numpy()
+
+    def generate(self, z: np.ndarray) -> np.ndarray:
+        return self.forward_generator(z, training=False)
+
+    # -- training -----------------------------------------------------------------------
+    def batches(self, data, epoch: int):
+        return to_torch_loader(data, self.config.batch_size, self.config.seed, epoch,
+                               self.config.drop_last)
+
+    def train_step(self, images, labels=None, z: np.ndarray | None = None) -> dict[str, float]:
+        """One DCGAN step (the tutorial's order): update D on real+fake, then G.
+
+        Args:
+            images: a batch, NumPy NHWC (uint8 or float in [-1, 1]) or NCHW tensor.
+            labels: ignored (unconditional).
+            z: latent noise (N, latent_dim); default: the seeded stream at global_step.
+        """
+        x = images_to_input(images, self.config.image_shape)  # (N, C, H, W)
+        if z is None:
+            z = noise.normal(self.config.seed, "latent", self.global_step,
+                             (x.shape[0], self.config.latent_dim))
+        z = torch.from_numpy(np.asarray(z, np.float32))
+        self.generator.train()
+        self.discriminator.train()
+
+        fake = self._G(z)                                    # (N, C, H, W)
+        d_real = self._D(x).reshape(-1)                      # (N,) logits
+        d_fake = self._D(fake.detach()).reshape(-1)
+        d_loss = bce_logits(d_real, 1.0) + bce_logits(d_fake, 0.0)
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_opt.step()
+
+        self.discriminator.requires_grad_(False)             # G step: no D weight gradients
+        g_logits = self._D(fake).reshape(-1)                 # D after its update, as in the tutorial
+        g_loss = bce_logits(g_logits, 1.0)
+        self.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.g_opt.step()
+        self.discriminator.requires_grad_(True)
+
+        self.global_step += 1
+        return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
+                "d_real": float(torch.sigmoid(d_real.detach()).mean()),
+                "d_fake": float(torch.sigmoid(d_fake.detach()).mean())}
+
+
+def build(config: DCGANConfig) -> DCGAN:
+    return DCGAN(config)

@@ -1,0 +1,165 @@
+"""Framework-free training mechanics shared by both backends.
+
+`TrainerBase` owns the epoch loop, timing, History, checkpoints and sample post-processing.
+A backend model subclasses it and supplies the framework parts:
+
+    get_weights() / set_weights(w)        canonical weights (docs/weights.md)
+    optimizer_state() / load_optimizer_state(s)   canonical optimizer state
+    batches(data, epoch)                  the backend's data adapter, in the core's order
+    train_step(images, labels=None, ...)  one step, returns {loss name: float}
+    generate(z)                           NumPy latent -> NumPy NHWC image in [-1, 1]
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from gan_diffusion import noise
+from gan_diffusion._version import __version__
+from gan_diffusion.checkpoint import load_checkpoint, save_checkpoint
+from gan_diffusion.configs import Config
+from gan_diffusion.errors import CheckpointError, ConfigError
+from gan_diffusion.protocols import EpochStats, History
+
+EpochCallback = Callable[[Any, EpochStats], None]
+
+
+class TrainerBase:
+    """Shared training loop; subclasses are the per-backend model classes."""
+
+    backend_name = ""  # "tf" or "torch"
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.epoch = 0        # completed epochs
+        self.global_step = 0  # completed optimisation steps
+
+    # -- hooks each backend implements -------------------------------------------------
+    def get_weights(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def load_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def batches(self, data: Any, epoch: int) -> Iterable[tuple[Any, Any]]:
+        raise NotImplementedError
+
+    def train_step(self, images: Any, labels: Any = None, **noise_arrays: Any) -> dict[str, float]:
+        raise NotImplementedError
+
+    def generate(self, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------
+    def fit(self, data: Any, epochs: int, *, on_epoch_end: EpochCallback | None = None,
+            progress: bool | None = None) -> History:
+        """Train `epochs` more epochs on an `ArrayDataset`.
+
+        Args:
+            data: `gan_diffusion.data.ArrayDataset` whose image shape matches the config.
+            epochs: number of epochs to run now (continuing from `self.epoch`).
+            on_epoch_end: called as `fn(model, stats)` after every epoch (checkpoints, grids).
+            progress: show a tqdm bar (None: only on a terminal).
+
+        Returns:
+            History with per-epoch wall time, images/s and mean losses.
+
+        Example:
+            >>> history = model.fit(load_dataset("digits"), epochs=2)
+        """
+        from tqdm.auto import tqdm
+
+        from gan_diffusion.data import steps_per_epoch
+
+        self._check_data(data)
+        steps = steps_per_epoch(len(data), self.config.batch_size, self.config.drop_last)
+        if steps == 0:
+            raise ConfigError(f"dataset {data.name} has {len(data)} images, fewer than one batch "
+                              f"of {self.config.batch_size}; lower batch_size")
+        history = History()
+        for _ in range(int(epochs)):
+            sums: dict[str, float] = {}
+            n_images = n_steps = 0
+            bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}", leave=False,
+                       disable=None if progress is None else not progress)
+            start = time.perf_counter()
+            for images, labels in self.batches(data, self.epoch):
+                losses = self.train_step(images, labels)
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_images += int(images.shape[0])
+                n_steps += 1
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+            seconds = time.perf_counter() - start
+            bar.close()
+            self.epoch += 1
+            stats = EpochStats(self.epoch, seconds, n_steps, n_images, n_images / seconds,
+                               {k: v / n_steps for k, v in sums.items()})
+            history.append(stats)
+            if on_epoch_end is not None:
+                on_epoch_end(self, stats)
+        return history
+
+    def _check_data(self, data: Any) -> None:
+        shape = tuple(getattr(data, "image_shape", ()))
+        if shape != tuple(self.config.image_shape):
+            raise ConfigError(f"dataset {getattr(data, 'name', '?')} has images of shape {shape}, "
+                              f"but the model was built for {tuple(self.config.image_shape)}; "
+                              "build the model with image_shape=data.image_shape or resize the data")
+
+    def sample(self, n: int, seed: int = 0, labels: Any = None, batch_size: int = 256,
+               **kwargs: Any) -> np.ndarray:
+        """Generate `n` images (uint8 NHWC) from latent noise drawn with `seed`.
+
+        Example:
+            >>> images = model.sample(64, seed=0)   # (64, H, W, C) uint8
+        """
+        from gan_diffusion.data import from_model_range
+
+        if labels is not None:
+            raise ConfigError(f"{self.config.model} is unconditional: labels are not accepted")
+        if kwargs:
+            raise ConfigError(f"{self.config.model}.sample got unknown arguments {sorted(kwargs)}")
+        if n <= 0:
+            raise ConfigError(f"sample needs n >= 1, got {n}")
+        z = noise.latent(n, self.config.latent_dim, seed)
+        out = [self.generate(z[i:i + batch_size]) for i in range(0, n, batch_size)]
+        return from_model_range(np.concatenate(out))
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        return {"model": self.config.model, "config": self.config.to_dict(),
+                "epoch": self.epoch, "global_step": self.global_step,
+                "backend": self.backend_name, "library_version": __version__}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write weights, optimizer state, epoch and step atomically to `path` (.npz)."""
+        save_checkpoint(path, self.get_weights(), self.optimizer_state(), self.checkpoint_meta())
+
+    def restore(self, path: str | os.PathLike) -> None:
+        """Load a checkpoint written by either backend and continue where it stopped."""
+        weights, optimizer, meta = load_checkpoint(path)
+        if meta.get("model") != self.config.model:
+            raise CheckpointError(f"{path} holds a {meta.get('model')!r} model, not "
+                                  f"{self.config.model!r}")
+        theirs, ours = meta.get("config", {}), self.config.to_dict()
+        differ = sorted(k for k in ours if k not in ("compile",) and theirs.get(k) != ours[k])
+        if differ:
+            raise CheckpointError(
+                f"{path} was written with a different config: "
+                + ", ".join(f"{k}={theirs.get(k)!r} (ours {ours[k]!r})" for k in differ)
+                + "; build the model from the checkpoint with gan_diffusion.checkpoint.load_model")
+        self.set_weights(weights)
+        self.load_optimizer_state(optimizer)
+        self.epoch = int(meta["epoch"])
+        self.global_step = int(meta["global_step"])

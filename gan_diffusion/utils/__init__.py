@@ -1,0 +1,1 @@
+"""Framework-free helpers (NumPy, PIL, standard library)."""
