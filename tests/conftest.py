@@ -26,7 +26,7 @@ def backends():
 
 def small_dcgan(shape, **kw):
     """Config overrides for a small, fast DCGAN used in tests."""
-    return dict(image_shape=shape, g_features=16, d_features=16, batch_size=8, **kw)
+    return {**dict(image_shape=shape, g_features=16, d_features=16, batch_size=8), **kw}
 
 
 def max_abs_diff(a: dict, b: dict) -> tuple[float, str]:

@@ -1,0 +1,83 @@
+"""DCGAN training throughput (images/s) per backend on MNIST-sized input.
+
+Each backend runs in its own subprocess (one framework per process, threads pinned).
+Per backend: build, warm up, then time `--repeats` runs of `--steps` steps each and print
+the median images/s with min/max. Input is random data of MNIST's shape, so no dataset is
+needed; the step is the same full D+G step that `fit` runs.
+
+    python benchmarks/throughput.py                      # both backends, 28x28x1, batch 128
+    python benchmarks/throughput.py --backends torch --compile
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+
+def measure(backend: str, args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    import gan_diffusion
+
+    be = gan_diffusion.get_backend(backend)
+    threads = be.set_threads(args.threads, args.inter_op)
+    shape = tuple(args.shape)
+    model = be.build("dcgan", image_shape=shape, batch_size=args.batch_size, compile=args.compile)
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, (args.batch_size, *shape), dtype=np.uint8)
+    if backend == "torch":
+        from gan_diffusion.torch_backend.layers import images_to_input
+    else:
+        from gan_diffusion.tf_backend.layers import images_to_input
+    x = images_to_input(data, shape)  # framework tensor, as the data adapters deliver it
+    for _ in range(args.warmup):
+        model.train_step(x)
+    rates = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            model.train_step(x)
+        rates.append(args.steps * args.batch_size / (time.perf_counter() - start))
+    return {"backend": backend, "threads": threads, "versions": be.versions(),
+            "median": statistics.median(rates), "min": min(rates), "max": max(rates),
+            "rates": rates}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--backends", default="tf,torch")
+    p.add_argument("--shape", type=int, nargs=3, default=(28, 28, 1))
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--inter-op", type=int, default=None)
+    p.add_argument("--compile", action="store_true", help="torch.compile (torch only)")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child, args)))
+        return
+    print(f"DCGAN train step, input {tuple(args.shape)}, batch {args.batch_size}, "
+          f"{args.repeats} x {args.steps} steps after {args.warmup} warm-up, cores {os.cpu_count()}")
+    for backend in args.backends.split(","):
+        cmd = [sys.executable, __file__, "--child", backend] + sys.argv[1:]
+        out = subprocess.run(cmd, capture_output=True, text=True,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        if out.returncode:
+            print(f"{backend}: failed\n{out.stderr[-2000:]}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        spread = (r["max"] - r["min"]) / r["median"] * 100
+        print(f"{backend:6s} {r['median']:8.1f} img/s  (min {r['min']:.1f}, max {r['max']:.1f}, "
+              f"spread {spread:.1f}%)  threads {r['threads']}  {r['versions']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""Command line: `gan-diffusion train | sample | info` (also `python -m gan_diffusion`).
+
+Model defaults come from the typed configs (one table for the API and the CLI); flags
+left unset keep those defaults. Every run folder holds config.json (the full record:
+options, model config, versions, seed, threads, machine), history.json, train.log,
+samples/epoch_NNNN.png and checkpoints/latest.npz. `train --rerun RUN/config.json` repeats
+a recorded run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gan_diffusion.errors import GanDiffusionError
+
+GRID_SEED, GRID_N = 0, 64
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    """["latent_dim=64", "compile=true"] -> {"latent_dim": 64, "compile": True}."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GanDiffusionError(f"--set expects name=value, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _train_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options that define a run (what `--rerun` replays)."""
+    keys = ("backend", "model", "dataset", "split", "image_size", "limit", "epochs", "batch_size",
+            "seed", "threads", "compile", "set")
+    return {k: getattr(args, k) for k in keys}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gan_diffusion.backends import get_backend
+    from gan_diffusion.data import load_dataset, resolve_data_dir
+    from gan_diffusion.protocols import History
+    from gan_diffusion.registry import get_spec, make_config
+    from gan_diffusion.runinfo import run_info
+    from gan_diffusion.utils.images import save_grid
+    from gan_diffusion.utils.io import atomic_write_json
+
+    if args.rerun:
+        recorded = json.loads(Path(args.rerun).read_text())["options"]
+        for k, v in recorded.items():
+            setattr(args, k, v)
+    out = Path(args.out)
+    ckpt = out / "checkpoints" / "latest.npz"
+    if ckpt.exists() and not args.resume:
+        raise GanDiffusionError(f"{out} already holds a run; pass --resume to continue it "
+                                "or choose another --out")
+    if args.resume and not ckpt.exists():
+        raise GanDiffusionError(f"--resume: no checkpoint at {ckpt}")
+
+    backend = get_backend(args.backend)
+    threads = backend.set_threads(args.threads)  # before the framework runs its first op
+    data = load_dataset(args.dataset, split=args.split, data_dir=args.data_dir,
+                        download=args.download, image_size=args.image_size, limit=args.limit)
+    if args.resume:
+        record = json.loads((out / "config.json").read_text())
+        config = get_spec(record["model"]).config_cls.from_dict(record["model_config"])
+    else:
+        overrides = _parse_set(args.set)
+        for flag in ("batch_size", "seed"):
+            if getattr(args, flag) is not None:
+                overrides[flag] = getattr(args, flag)
+        if args.compile:
+            overrides["compile"] = True
+        config = make_config(args.model, image_shape=data.image_shape, **overrides)
+    model = backend.build(args.model, config=config)
+    history = History()
+    if args.resume:
+        model.restore(ckpt)
+        if (out / "history.json").exists():
+            history = History.load(out / "history.json")
+
+    record = {"model": args.model, "model_config": config.to_dict(), "options": _train_options(args),
+              "data": {"name": data.name, "description": data.description, "size": len(data),
+                       "image_shape": list(data.image_shape),
+                       "data_dir": str(resolve_data_dir(args.data_dir))},
+              "seed": config.seed, "backend": backend.name, **run_info(backend, threads)}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", record)
+    log = open(out / "train.log", "a")
+    remaining = args.epochs - model.epoch
+    print(f"training {args.model} on {data.name} ({len(data)} images {data.image_shape}; "
+          f"{data.description}) with backend {backend.name}, threads {threads}, "
+          f"epochs {model.epoch + 1}..{args.epochs} -> {out}", flush=True)
+
+    def on_epoch_end(m, stats):
+        m.save(ckpt)
+        save_grid(out / "samples" / f"epoch_{stats.epoch:04d}.png", m.sample(GRID_N, seed=GRID_SEED))
+        history.append(stats)
+        history.save(out / "history.json")
+        line = stats.log_line(args.epochs)
+        print(line, flush=True)
+        log.write(line + "\n")
+        log.flush()
+
+    try:
+        if remaining > 0:
+            model.fit(data, remaining, on_epoch_end=on_epoch_end,
+                      progress=None if args.progress is None else args.progress)
+        else:
+            print(f"nothing to do: {out} already has {model.epoch} epoch(s)")
+    finally:
+        log.close()
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from gan_diffusion.checkpoint import load_model
+    from gan_diffusion.utils.images import save_grid
+
+    run = Path(args.run)
+    config_path, ckpt = run / "config.json", run / "checkpoints" / "latest.npz"
+    if not config_path.exists() or not ckpt.exists():
+        raise GanDiffusionError(f"{run} is not a finished training run (needs config.json and "
+                                "checkpoints/latest.npz); pass the --out folder of `train`")
+    backend = args.backend or json.loads(config_path.read_text())["backend"]
+    model = load_model(ckpt, backend)
+    images = model.sample(args.n, seed=args.seed)
+    save_grid(args.out, images)
+    print(f"wrote {args.n} samples ({backend}, epoch {model.epoch}, seed {args.seed}) to {args.out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from gan_diffusion import __version__
+    from gan_diffusion.backends import available_backends
+    from gan_diffusion.data import DATASETS, resolve_data_dir
+    from gan_diffusion.registry import list_models
+
+    print(f"gan_diffusion {__version__}")
+    print(f"backends installed: {', '.join(available_backends()) or 'none'}")
+    print(f"models: {', '.join(list_models())}")
+    print(f"datasets: {', '.join(DATASETS)}, or folder:PATH")
+    print(f"data dir: {resolve_data_dir(args.data_dir)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gan_diffusion.registry import list_models
+
+    p = argparse.ArgumentParser(prog="gan-diffusion", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and write a run folder")
+    t.add_argument("--backend", default=None, help="tf|tensorflow|torch|pytorch "
+                   "(default: $GAN_DIFFUSION_BACKEND)")
+    t.add_argument("--model", default="dcgan", choices=list_models())
+    t.add_argument("--dataset", default="digits",
+                   help="digits (embedded, offline), mnist, cifar10, celeba, eurosat, folder:PATH")
+    t.add_argument("--split", default="train")
+    t.add_argument("--data-dir", default=None, help="dataset cache (default: $GAN_DIFFUSION_DATA_DIR "
+                   "or ~/.cache/gan_diffusion/data)")
+    t.add_argument("--download", action="store_true", help="download missing files (MNIST), "
+                   "checksum-verified")
+    t.add_argument("--image-size", type=int, default=None, help="resize images to this side")
+    t.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    t.add_argument("--epochs", type=int, default=5, help="total epochs of the run")
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the networks (torch)")
+    t.add_argument("--set", action="append", metavar="NAME=VALUE", help="any model config field")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--rerun", metavar="CONFIG_JSON", help="repeat the run recorded in a config.json")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on a terminal only)")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="sample a grid from a trained run")
+    s.add_argument("--run", required=True, help="run folder written by `train`")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--backend", default=None, help="sample with this backend (default: the run's)")
+    s.add_argument("--out", required=True, help="PNG file")
+    s.set_defaults(func=cmd_sample)
+
+    i = sub.add_parser("info", help="backends, models, datasets and data dir")
+    i.add_argument("--data-dir", default=None)
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (GanDiffusionError, ValueError, FileNotFoundError) as exc:
+        print(f"gan-diffusion: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
