@@ -3,8 +3,10 @@
 `TrainerBase` owns the epoch loop, timing, History, checkpoints and sample post-processing.
 A backend model subclasses it and supplies the framework parts:
 
-    get_weights() / set_weights(w)        canonical weights (docs/weights.md)
-    optimizer_state() / load_optimizer_state(s)   canonical optimizer state
+    _tensors     {network: {"<layer>/<param>": (tensor, kind)}}   its weights, by canonical name
+    _optimizers  {network: optimizer}
+    backend_layers, backend_optimizers   the backend's modules (to_canonical/assign, adam_state/load_adam_state)
+    weight_shapes()      the canonical shapes, to check what set_weights is given
     batches(data, epoch)                  the backend's data adapter, in the core's order
     train_step(images, labels=None, ...)  one step, returns {loss name: float}
     generate(z)                           NumPy latent -> NumPy NHWC image in [-1, 1]
@@ -23,6 +25,7 @@ from gan_diffusion._version import __version__
 from gan_diffusion.checkpoint import load_checkpoint, save_checkpoint
 from gan_diffusion.configs import Config
 from gan_diffusion.errors import CheckpointError, ConfigError
+from gan_diffusion.models.plan import check_weights
 from gan_diffusion.protocols import EpochStats, History
 
 EpochCallback = Callable[[Any, EpochStats], None]
@@ -39,16 +42,12 @@ class TrainerBase:
         self.global_step = 0  # completed optimisation steps
 
     # -- hooks each backend implements -------------------------------------------------
-    def get_weights(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+    _tensors: dict[str, dict[str, tuple[Any, str]]]
+    _optimizers: dict[str, Any]
+    backend_layers: Any
+    backend_optimizers: Any
 
-    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError
-
-    def optimizer_state(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def load_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         raise NotImplementedError
 
     def batches(self, data: Any, epoch: int) -> Iterable[tuple[Any, Any]]:
@@ -59,6 +58,32 @@ class TrainerBase:
 
     def generate(self, z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    # -- canonical state (docs/weights.md), the same code for every backend -------------
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """All weights, trainable and statistics, as {"<net>/<layer>/<param>": array}."""
+        return {f"{net}/{name}": self.backend_layers.to_canonical(t, kind)
+                for net, tensors in self._tensors.items() for name, (t, kind) in tensors.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load canonical weights (from either backend); checks names, shapes and dtypes."""
+        check_weights(weights, self.weight_shapes(), self.config.model)
+        for net, tensors in self._tensors.items():
+            for name, (t, kind) in tensors.items():
+                self.backend_layers.assign(t, kind, weights[f"{net}/{name}"])
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """Optimizer state per network: {"<net>/step", "<net>/m/<weight>", "<net>/v/<weight>"}."""
+        return {f"{net}/{k}": v for net, opt in self._optimizers.items()
+                for k, v in self.backend_optimizers.adam_state(opt, self._tensors[net]).items()}
+
+    def load_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        """Inverse of `optimizer_state`."""
+        for net, opt in self._optimizers.items():
+            prefix = f"{net}/"
+            self.backend_optimizers.load_adam_state(
+                opt, self._tensors[net],
+                {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
     # -- shared ------------------------------------------------------------------------
     def fit(self, data: Any, epochs: int, *, on_epoch_end: EpochCallback | None = None,

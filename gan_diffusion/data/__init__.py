@@ -15,7 +15,7 @@ import numpy as np
 
 from .celeba import center_crop_resize, load_celeba
 from .dataset import (ArrayDataset, batch_indices, epoch_order, from_model_range, iterate_batches,
-                      steps_per_epoch, to_model_range)
+                      steps_per_epoch, to_model_range, as_model_batch)
 from .digits import load_digits_embedded
 from .download import NO_DOWNLOAD_ENV, download_file, sha256_file, verify_file
 from .errors import DataError
@@ -31,7 +31,7 @@ __all__ = [
     "resolve_data_dir", "read_idx", "center_crop_resize", "resize_image",
     "sha256_file", "verify_file", "download_file",
     "epoch_order", "batch_indices", "iterate_batches", "steps_per_epoch",
-    "to_model_range", "from_model_range",
+    "to_model_range", "from_model_range", "as_model_batch",
 ]
 
 DATASETS = ("digits", "mnist", "cifar10", "celeba", "eurosat")  # plus "folder:<path>" or a directory

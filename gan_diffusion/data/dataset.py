@@ -247,3 +247,23 @@ def from_model_range(x: np.ndarray) -> np.ndarray:
     """
     y = (np.asarray(x, dtype=np.float64) + 1.0) * 127.5
     return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def as_model_batch(images: np.ndarray, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """Check a NumPy NHWC batch and bring it to the models' float32 range [-1, 1].
+
+    uint8 images are scaled with `to_model_range`; float images are taken as already in
+    [-1, 1]. Backends call this before converting to their own tensors.
+
+    Raises:
+        ValueError: the batch is not (N, *image_shape).
+
+    Example:
+        >>> as_model_batch(np.zeros((2, 4, 4, 1), np.uint8), (4, 4, 1)).min()
+        np.float32(-1.0)
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
+        raise ValueError(f"expected images of shape (N, {', '.join(map(str, image_shape))}) "
+                         f"(NHWC), got {images.shape}")
+    return to_model_range(images) if images.dtype == np.uint8 else images.astype(np.float32)

@@ -7,12 +7,12 @@ import tensorflow as tf
 
 from gan_diffusion import noise
 from gan_diffusion.models.dcgan import DCGANConfig, dcgan_weight_shapes, networks
-from gan_diffusion.models.plan import Layer, check_weights, init_normal
+from gan_diffusion.models.plan import Layer, init_normal
+from gan_diffusion.tf_backend import layers as backend_layers
+from gan_diffusion.tf_backend import optimizers as backend_optimizers
 from gan_diffusion.tf_backend.data import to_tf_dataset
-from gan_diffusion.tf_backend.layers import (canonical_tensors, from_canonical,
-                                             images_to_input, make_layer, output_to_numpy,
-                                             to_canonical)
-from gan_diffusion.tf_backend.optimizers import adam_state, load_adam_state, make_adam
+from gan_diffusion.tf_backend.layers import canonical_tensors, images_to_input, make_layer, output_to_numpy
+from gan_diffusion.tf_backend.optimizers import make_adam
 from gan_diffusion.trainer import TrainerBase
 
 
@@ -37,6 +37,7 @@ class DCGAN(TrainerBase):
     """DCGAN generator + discriminator with their Adam optimizers (TensorFlow/Keras)."""
 
     backend_name = "tf"
+    backend_layers, backend_optimizers = backend_layers, backend_optimizers  # for TrainerBase
 
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
@@ -46,33 +47,16 @@ class DCGAN(TrainerBase):
         self._tensors = {name: canonical_tensors(plans[name], net)
                          for name, net in (("generator", self.generator),
                                            ("discriminator", self.discriminator))}
-        self.set_weights(init_normal(plans, config.seed, config.init_std))
         adam = dict(lr=config.learning_rate, beta1=config.beta1, beta2=config.beta2,
                     eps=config.adam_epsilon)
         self.g_opt = make_adam(self.generator.trainable_variables, **adam)
         self.d_opt = make_adam(self.discriminator.trainable_variables, **adam)
+        self._optimizers = {"generator": self.g_opt, "discriminator": self.d_opt}
+        self.set_weights(init_normal(plans, config.seed, config.init_std))
         self._step = tf.function(self._step_impl, reduce_retracing=True)  # graph mode, not eager
 
-    # -- weights ------------------------------------------------------------------------
-    def get_weights(self) -> dict[str, np.ndarray]:
-        return {f"{net}/{name}": to_canonical(t, kind)
-                for net, tensors in self._tensors.items() for name, (t, kind) in tensors.items()}
-
-    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        check_weights(weights, dcgan_weight_shapes(self.config), "dcgan")
-        for net, tensors in self._tensors.items():
-            for name, (t, kind) in tensors.items():
-                t.assign(from_canonical(weights[f"{net}/{name}"], kind))
-
-    def optimizer_state(self) -> dict[str, np.ndarray]:
-        return {f"{net}/{k}": v for net, opt in (("generator", self.g_opt), ("discriminator", self.d_opt))
-                for k, v in adam_state(opt, self._tensors[net]).items()}
-
-    def load_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
-        for net, opt in (("generator", self.g_opt), ("discriminator", self.d_opt)):
-            prefix = f"{net}/"
-            load_adam_state(opt, self._tensors[net],
-                            {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    def weight_shapes(self) -> dict:
+        return dcgan_weight_shapes(self.config)
 
     # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
     def forward_generator(self, z: np.ndarray, training: bool = False) -> np.ndarray:

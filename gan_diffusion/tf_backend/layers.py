@@ -75,17 +75,18 @@ def from_canonical(array: np.ndarray, kind: str) -> np.ndarray:
     return np.asarray(array, dtype=np.float32)
 
 
+def assign(variable, kind: str, array: np.ndarray) -> None:
+    """Copy a canonical array into a Keras variable, in place."""
+    variable.assign(from_canonical(array, kind))
+
+
 def images_to_input(images, image_shape) -> tf.Tensor:
     """NumPy NHWC (uint8, or float in [-1, 1]) or a ready NHWC tensor -> float32 NHWC."""
     if isinstance(images, tf.Tensor):
         return images
-    from gan_diffusion.data import to_model_range
+    from gan_diffusion.data import as_model_batch
 
-    images = np.asarray(images)
-    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
-        raise ValueError(f"expected images of shape (N, {', '.join(map(str, image_shape))}) "
-                         f"(NHWC), got {images.shape}")
-    x = to_model_range(images) if images.dtype == np.uint8 else images.astype(np.float32)
+    x = as_model_batch(images, image_shape)  # float32 NHWC in [-1, 1]
     return tf.convert_to_tensor(x)
 
 

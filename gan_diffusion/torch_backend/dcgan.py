@@ -8,12 +8,12 @@ from torch import nn
 
 from gan_diffusion import noise
 from gan_diffusion.models.dcgan import DCGANConfig, dcgan_weight_shapes, networks
-from gan_diffusion.models.plan import Layer, check_weights, init_normal
+from gan_diffusion.models.plan import Layer, init_normal
+from gan_diffusion.torch_backend import layers as backend_layers
+from gan_diffusion.torch_backend import optimizers as backend_optimizers
 from gan_diffusion.torch_backend.data import to_torch_loader
-from gan_diffusion.torch_backend.layers import (canonical_tensors, from_canonical,
-                                                images_to_input, make_layer, output_to_numpy,
-                                                to_canonical)
-from gan_diffusion.torch_backend.optimizers import adam_state, load_adam_state, make_adam
+from gan_diffusion.torch_backend.layers import canonical_tensors, images_to_input, make_layer, output_to_numpy
+from gan_diffusion.torch_backend.optimizers import make_adam
 from gan_diffusion.trainer import TrainerBase
 
 
@@ -43,6 +43,7 @@ class DCGAN(TrainerBase):
     """DCGAN generator + discriminator with their Adam optimizers (PyTorch)."""
 
     backend_name = "torch"
+    backend_layers, backend_optimizers = backend_layers, backend_optimizers  # for TrainerBase
 
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
@@ -52,36 +53,18 @@ class DCGAN(TrainerBase):
         self._tensors = {name: canonical_tensors(plans[name], net.layers)
                          for name, net in (("generator", self.generator),
                                            ("discriminator", self.discriminator))}
-        self.set_weights(init_normal(plans, config.seed, config.init_std))
         adam = dict(lr=config.learning_rate, beta1=config.beta1, beta2=config.beta2,
                     eps=config.adam_epsilon)
         self.g_opt = make_adam(self.generator.parameters(), **adam)
         self.d_opt = make_adam(self.discriminator.parameters(), **adam)
+        self._optimizers = {"generator": self.g_opt, "discriminator": self.d_opt}
+        self.set_weights(init_normal(plans, config.seed, config.init_std))
         self._G, self._D = self.generator, self.discriminator
         if config.compile:
             self._G, self._D = torch.compile(self.generator), torch.compile(self.discriminator)
 
-    # -- weights ------------------------------------------------------------------------
-    def get_weights(self) -> dict[str, np.ndarray]:
-        return {f"{net}/{name}": to_canonical(t, kind)
-                for net, tensors in self._tensors.items() for name, (t, kind) in tensors.items()}
-
-    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        check_weights(weights, dcgan_weight_shapes(self.config), "dcgan")
-        with torch.no_grad():
-            for net, tensors in self._tensors.items():
-                for name, (t, kind) in tensors.items():
-                    t.copy_(from_canonical(weights[f"{net}/{name}"], kind))
-
-    def optimizer_state(self) -> dict[str, np.ndarray]:
-        return {f"{net}/{k}": v for net, opt in (("generator", self.g_opt), ("discriminator", self.d_opt))
-                for k, v in adam_state(opt, self._tensors[net]).items()}
-
-    def load_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
-        for net, opt in (("generator", self.g_opt), ("discriminator", self.d_opt)):
-            prefix = f"{net}/"
-            load_adam_state(opt, self._tensors[net],
-                            {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    def weight_shapes(self) -> dict:
+        return dcgan_weight_shapes(self.config)
 
     # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
     def forward_generator(self, z: np.ndarray, training: bool = False) -> np.ndarray:

@@ -100,17 +100,19 @@ def from_canonical(array: np.ndarray, kind: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
+def assign(tensor: torch.Tensor, kind: str, array: np.ndarray) -> None:
+    """Copy a canonical array into a torch parameter or buffer, in place."""
+    with torch.no_grad():
+        tensor.copy_(from_canonical(array, kind))
+
+
 def images_to_input(images, image_shape) -> torch.Tensor:
     """NumPy NHWC (uint8, or float in [-1, 1]) or a ready NCHW tensor -> float32 NCHW."""
     if isinstance(images, torch.Tensor):
         return images
-    from gan_diffusion.data import to_model_range
+    from gan_diffusion.data import as_model_batch
 
-    images = np.asarray(images)
-    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
-        raise ValueError(f"expected images of shape (N, {', '.join(map(str, image_shape))}) "
-                         f"(NHWC), got {images.shape}")
-    x = to_model_range(images) if images.dtype == np.uint8 else images.astype(np.float32)
+    x = as_model_batch(images, image_shape)  # float32 NHWC in [-1, 1]
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
