@@ -27,7 +27,9 @@ def measure(backend: str, args: argparse.Namespace) -> dict:
     be = gan_diffusion.get_backend(backend)
     threads = be.set_threads(args.threads, args.inter_op)
     shape = tuple(args.shape)
-    model = be.build("dcgan", image_shape=shape, batch_size=args.batch_size, compile=args.compile)
+    overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    model = be.build("dcgan", image_shape=shape, compile=args.compile, **overrides)
+    args.batch_size = model.config.batch_size
     rng = np.random.default_rng(0)
     data = rng.integers(0, 256, (args.batch_size, *shape), dtype=np.uint8)
     if backend == "torch":
@@ -52,7 +54,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backends", default="tf,torch")
     p.add_argument("--shape", type=int, nargs=3, default=(28, 28, 1))
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the DCGAN config's")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=3)
@@ -64,8 +66,12 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child, args)))
         return
-    print(f"DCGAN train step, input {tuple(args.shape)}, batch {args.batch_size}, "
+    from gan_diffusion.models.dcgan import DCGANConfig
+
+    batch = args.batch_size or DCGANConfig.batch_size
+    print(f"DCGAN train step, input {tuple(args.shape)}, batch {batch}, "
           f"{args.repeats} x {args.steps} steps after {args.warmup} warm-up, cores {os.cpu_count()}")
+    results = []
     for backend in args.backends.split(","):
         cmd = [sys.executable, __file__, "--child", backend] + sys.argv[1:]
         out = subprocess.run(cmd, capture_output=True, text=True,
@@ -74,9 +80,13 @@ def main() -> None:
             print(f"{backend}: failed\n{out.stderr[-2000:]}")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
+        results.append(r)
         spread = (r["max"] - r["min"]) / r["median"] * 100
         print(f"{backend:6s} {r['median']:8.1f} img/s  (min {r['min']:.1f}, max {r['max']:.1f}, "
               f"spread {spread:.1f}%)  threads {r['threads']}  {r['versions']}")
+    if len(results) == 2:
+        print(f"ratio {results[0]['backend']}/{results[1]['backend']}: "
+              f"{results[0]['median'] / results[1]['median']:.2f}")
 
 
 if __name__ == "__main__":

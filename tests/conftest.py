@@ -10,7 +10,6 @@ os.environ["GAN_DIFFUSION_NO_DOWNLOAD"] = "1"      # nothing downloads during te
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import gan_diffusion  # noqa: E402
@@ -27,11 +26,3 @@ def backends():
 def small_dcgan(shape, **kw):
     """Config overrides for a small, fast DCGAN used in tests."""
     return {**dict(image_shape=shape, g_features=16, d_features=16, batch_size=8), **kw}
-
-
-def max_abs_diff(a: dict, b: dict) -> tuple[float, str]:
-    """Largest elementwise |a - b| over same-keyed dicts of arrays, and its key."""
-    assert set(a) == set(b), sorted(set(a) ^ set(b))
-    worst = max((float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)))), k)
-                for k in a)
-    return worst

@@ -1,11 +1,12 @@
 """Training loop, History, checkpoints, resume and data adapters, for both backends."""
 import numpy as np
 import pytest
-from conftest import max_abs_diff, small_dcgan
+from conftest import small_dcgan
 
 from gan_diffusion.checkpoint import load_checkpoint
 from gan_diffusion.data import ArrayDataset, batch_indices, load_dataset
 from gan_diffusion.errors import CheckpointError, ConfigError
+from gan_diffusion.parity import max_abs_diff
 
 BACKENDS = ["tf", "torch"]
 

@@ -1,0 +1,134 @@
+"""Weight-transfer parity helpers, shared by the parity tests and benchmarks/parity_report.py.
+
+Example:
+    >>> a = get_backend("tf").build("dcgan", image_shape=(28, 28, 1))
+    >>> perturb_native(a, seed=1)
+    >>> b = transfer(a, "torch")
+    >>> forward_errors(a, b, z, x)   # {"generator/eval": 6e-8, ...}
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def max_abs_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, str]:
+    """Largest elementwise |a - b| over two dicts with the same keys, and where it is."""
+    if set(a) != set(b):
+        raise ValueError(f"different keys: {sorted(set(a) ^ set(b))[:5]}")
+    return max((float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)))), k)
+               for k in a)
+
+
+def perturb_native(model: Any, seed: int, scale: float = 0.05) -> None:
+    """Add noise from the model's own framework RNG to every weight, and give BatchNorm
+    running variances random values in [0.5, 1.5), so a transfer reads native state."""
+    if model.backend_name == "torch":
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for tensors in model._tensors.values():
+                for name, (t, _) in tensors.items():
+                    if name.endswith("moving_variance"):
+                        t.copy_(0.5 + torch.rand(t.shape, generator=gen))
+                    else:
+                        t.add_(scale * torch.randn(t.shape, generator=gen))
+    else:
+        import tensorflow as tf
+
+        gen = tf.random.Generator.from_seed(seed)
+        for tensors in model._tensors.values():
+            for name, (v, _) in tensors.items():
+                if name.endswith("moving_variance"):
+                    v.assign(0.5 + gen.uniform(v.shape))
+                else:
+                    v.assign(v + scale * gen.normal(v.shape))
+
+
+def transfer(model: Any, backend: str) -> Any:
+    """A model of the same config on `backend`, holding `model`'s weights."""
+    from gan_diffusion.backends import get_backend
+
+    other = get_backend(backend).build(model.config.model, config=model.config)
+    other.set_weights(model.get_weights())
+    return other
+
+
+def forward_errors(a: Any, b: Any, z: np.ndarray, x: np.ndarray) -> dict[str, float]:
+    """Max abs differences of generator and discriminator outputs, eval and training mode.
+    (Training-mode passes update BatchNorm statistics in both models alike.)"""
+    out = {}
+    for training in (False, True):
+        mode = "train" if training else "eval"
+        out[f"generator/{mode}"] = float(np.abs(a.forward_generator(z, training)
+                                                - b.forward_generator(z, training)).max())
+        out[f"discriminator/{mode}"] = float(np.abs(a.forward_discriminator(x, training)
+                                                    - b.forward_discriminator(x, training)).max())
+    out["bn_statistics"] = max_abs_diff(a.get_weights(), b.get_weights())[0]
+    return out
+
+
+def step_errors(a: Any, b: Any, batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Train both models on the same (images, z) batches; max abs differences of the losses,
+    the weights and the optimizer state afterwards."""
+    loss_err = 0.0
+    for x, z in batches:
+        la, lb = a.train_step(x, z=z), b.train_step(x, z=z)
+        loss_err = max(loss_err, max(abs(la[k] - lb[k]) for k in la))
+    return {"losses": loss_err,
+            "weights": max_abs_diff(a.get_weights(), b.get_weights())[0],
+            "optimizer_state": max_abs_diff(a.optimizer_state(), b.optimizer_state())[0]}
+
+
+def one_step(a: Any, b: Any, x: np.ndarray, z: np.ndarray, tol: float = 1e-4,
+             tiny: float = 1e-6) -> dict[str, Any]:
+    """One training step of `a` and `b` from the same state, compared.
+
+    `b` first receives `a`'s full state (weights and optimizer state, through the canonical
+    API), so the comparison measures one step of framework difference, not the growth of
+    earlier differences. Gradients are recovered from the Adam first moments
+    (g = (m_after - beta1 * m_before) / (1 - beta1)).
+
+    A weight counts as *ill-conditioned* when its Adam first moment is round-off sized
+    (|m| < `tiny`) in both frameworks: Adam's early steps move such a weight by about
+    lr * sign(m), so round-off can send it +lr in one framework and -lr in the other.
+
+    Returns:
+        {"losses": max abs loss difference, "weights": max abs weight difference over the
+        well-conditioned weights, "gradients": max over tensors of max|g_a - g_b| / max|g_a|,
+        "ill_conditioned": count of weights outside `tol` that are ill-conditioned,
+        "ill_conditioned_max": their largest difference, "unexplained": count of weights
+        outside `tol` that are not, "total": number of weights, "moved": max |update|}
+    """
+    b.set_weights(a.get_weights())
+    b.load_optimizer_state(a.optimizer_state())
+    before, m_before = a.get_weights(), a.optimizer_state()
+    la, lb = a.train_step(x, z=z), b.train_step(x, z=z)
+    wa, wb = a.get_weights(), b.get_weights()
+    oa, ob = a.optimizer_state(), b.optimizer_state()
+    beta1 = a.config.beta1
+    out = {"losses": max(abs(la[k] - lb[k]) for k in la), "weights": 0.0, "gradients": 0.0,
+           "ill_conditioned": 0, "ill_conditioned_max": 0.0, "unexplained": 0, "total": 0,
+           "moved": max_abs_diff(wa, before)[0]}
+    for key in wa:
+        err = np.abs(wa[key] - wb[key])
+        out["total"] += err.size
+        net, rest = key.split("/", 1)
+        mkey = f"{net}/m/{rest}"
+        if mkey not in oa:  # BatchNorm statistics: no optimizer, must match outright
+            out["weights"] = max(out["weights"], float(err.max()))
+            out["unexplained"] += int((err >= tol).sum())
+            continue
+        ill = (np.abs(oa[mkey]) < tiny) & (np.abs(ob[mkey]) < tiny)
+        out["weights"] = max(out["weights"], float(np.where(ill, 0, err).max()))
+        out["ill_conditioned"] += int((ill & (err >= tol)).sum())
+        out["unexplained"] += int((~ill & (err >= tol)).sum())
+        if (ill & (err >= tol)).any():
+            out["ill_conditioned_max"] = max(out["ill_conditioned_max"], float(err[ill].max()))
+        ga = (oa[mkey] - beta1 * m_before[mkey]) / (1 - beta1)
+        gb = (ob[mkey] - beta1 * m_before[mkey]) / (1 - beta1)
+        scale = float(np.abs(ga).max()) or 1.0
+        out["gradients"] = max(out["gradients"], float(np.abs(ga - gb).max()) / scale)
+    return out
