@@ -113,12 +113,14 @@ class DCGAN(TrainerBase):
         self.d_opt.step()
 
         self.discriminator.requires_grad_(False)             # G step: no D weight gradients
-        g_logits = self._D(fake).reshape(-1)                 # D after its update, as in the tutorial
-        g_loss = bce_logits(g_logits, 1.0)
-        self.g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.g_opt.step()
-        self.discriminator.requires_grad_(True)
+        try:
+            g_logits = self._D(fake).reshape(-1)             # D after its update, as in the tutorial
+            g_loss = bce_logits(g_logits, 1.0)
+            self.g_opt.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.g_opt.step()
+        finally:
+            self.discriminator.requires_grad_(True)
 
         self.global_step += 1
         return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
