@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = {"latent": 1, "sample": 2, "label": 3, "interp": 4, "timestep": 5, "diffusion": 6}
+STREAMS = {"latent": 1, "sample": 2, "label": 3, "interp": 4, "timestep": 5, "diffusion": 6,
+           "latent_g": 7}
 
 
 def rng_for(seed: int, stream: str, step: int = 0) -> np.random.Generator:
@@ -29,3 +30,8 @@ def normal(seed: int, stream: str, step: int, shape: tuple[int, ...]) -> np.ndar
 def latent(n: int, dim: int, seed: int) -> np.ndarray:
     """Latent vectors for sampling: (n, dim) float32, a function of `seed` alone."""
     return normal(seed, "sample", 0, (n, dim))
+
+
+def uniform(seed: int, stream: str, step: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform [0, 1) float32 noise of `shape` for (seed, stream, step)."""
+    return rng_for(seed, stream, step).random(shape, dtype=np.float32)

@@ -114,6 +114,7 @@ class TrainerBase:
         history = History()
         for _ in range(int(epochs)):
             sums: dict[str, float] = {}
+            counts: dict[str, int] = {}  # a loss may come from some steps only (WGAN-GP's g_loss)
             n_images = n_steps = 0
             bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}", leave=False,
                        disable=None if progress is None else not progress)
@@ -122,6 +123,7 @@ class TrainerBase:
                 losses = self.train_step(images, labels)
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
+                    counts[k] = counts.get(k, 0) + 1
                 n_images += int(images.shape[0])
                 n_steps += 1
                 bar.update(1)
@@ -130,7 +132,7 @@ class TrainerBase:
             bar.close()
             self.epoch += 1
             stats = EpochStats(self.epoch, seconds, n_steps, n_images, n_images / seconds,
-                               {k: v / n_steps for k, v in sums.items()})
+                               {k: v / counts[k] for k, v in sums.items()})
             history.append(stats)
             if on_epoch_end is not None:
                 on_epoch_end(self, stats)

@@ -71,7 +71,8 @@ def generator_plan(cfg: DCGANConfig) -> list[Layer]:
     start, n = _stages(side)
     top = max(n, 3) - 1  # 28x28 (n = 2) keeps the 4g, 2g widths of the 32x32 generator
     widths = [cfg.g_features * 2 ** (top - i) for i in range(n)]  # e.g. [8g, 4g, 2g, g]
-    layers = [Layer("convt0", "convt", cfg.latent_dim, widths[0], kernel=start),
+    layers = [Layer("reshape", "reshape", shape=(1, 1, cfg.latent_dim)),  # (N, latent) -> 1x1 map
+              Layer("convt0", "convt", cfg.latent_dim, widths[0], kernel=start),
               Layer("bn0", "bn", widths[0], widths[0]), Layer("relu0", "relu")]
     for i in range(1, n):
         layers += [Layer(f"convt{i}", "convt", widths[i - 1], widths[i], 4, 2, 1),

@@ -8,6 +8,9 @@ docs/weights.md): channels-last, Keras-style kernels.
     convt  kernel (kh, kw, out, in)    torch ConvTranspose2d weight (in, out, kh, kw)
     dense  kernel (in, out)            torch Linear weight          (out, in)
     bn     gamma, beta, moving_mean, moving_variance, each (channels,)
+
+Layers with `same=True` follow TensorFlow's 'same' padding exactly, including its
+asymmetric split (more padding after than before), which PyTorch has no flag for.
 """
 from __future__ import annotations
 
@@ -30,6 +33,10 @@ class Layer:
             is TF's 'same' (total padding 2, split 1/1), padding 0 is 'valid'.
         bias: whether the layer has a bias vector.
         alpha: negative slope of a leaky ReLU.
+        same: TF 'same' padding (conv: output ceil(in / stride); convt: output in * stride);
+            `padding` is then unused and `in_size` (the input's spatial side) is required.
+        in_size: spatial side of the input (for `same` layers).
+        shape: (h, w, c) target of a "reshape" layer (HWC order, as Keras' Reshape).
     """
 
     name: str
@@ -41,6 +48,36 @@ class Layer:
     padding: int = 0
     bias: bool = False
     alpha: float = 0.0
+    same: bool = False
+    in_size: int = 0
+    shape: tuple[int, int, int] = (0, 0, 0)
+
+
+def same_pads(in_size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF 'same' padding of a convolution over one spatial axis: (before, after).
+
+    TF pads max((ceil(in / s) - 1) * s + k - in, 0) in total and puts the odd pixel after:
+    for a 5x5 stride-2 conv on 64 pixels that is (1, 2), where torch's padding=2 gives
+    (2, 2) and shifts the output by one pixel.
+
+    Example:
+        >>> same_pads(64, 5, 2), same_pads(7, 5, 2), same_pads(16, 4, 2)
+        ((1, 2), (2, 2), (1, 1))
+    """
+    out = -(-in_size // stride)
+    total = max((out - 1) * stride + kernel - in_size, 0)
+    return total // 2, total - total // 2
+
+
+def convt_crop(in_size: int, kernel: int, stride: int) -> tuple[int, int, int]:
+    """How a TF 'same' transposed conv cuts its output from the full one: (start, size, full).
+
+    The full transposed convolution (no padding) has (in - 1) * s + k pixels; TF keeps
+    in * s of them starting at the 'before' padding of the forward conv it is the adjoint of.
+    """
+    out = in_size * stride
+    before, _ = same_pads(out, kernel, stride)
+    return before, out, (in_size - 1) * stride + kernel
 
 
 def param_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:
@@ -66,6 +103,27 @@ def weight_shapes(networks: dict[str, list[Layer]]) -> dict[str, tuple[int, ...]
     return {f"{net}/{layer.name}/{p}": shape
             for net, layers in networks.items() for layer in layers
             for p, shape in param_shapes(layer).items()}
+
+
+def init_glorot(networks: dict[str, list[Layer]], seed: int) -> dict[str, np.ndarray]:
+    """Keras' default initialisation in NumPy: Glorot-uniform kernels
+    (limit sqrt(6 / (fan_in + fan_out)), fans include the receptive field), zero biases,
+    BatchNorm gamma 1, beta 0, moving mean 0, variance 1."""
+    rng = np.random.default_rng([seed, 0x1417])  # stream id: weight init
+    out = {}
+    for name, shape in weight_shapes(networks).items():
+        param = name.rsplit("/", 1)[1]
+        if param == "kernel":
+            receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+            fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            value = rng.uniform(-limit, limit, shape)
+        elif param in ("gamma", "moving_variance"):
+            value = np.ones(shape)
+        else:  # beta, bias, moving_mean
+            value = np.zeros(shape)
+        out[name] = value.astype(np.float32)
+    return out
 
 
 def init_normal(networks: dict[str, list[Layer]], seed: int, std: float = 0.02

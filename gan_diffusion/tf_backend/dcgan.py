@@ -1,30 +1,19 @@
 """DCGAN in TensorFlow/Keras. Mirrors gan_diffusion/torch_backend/dcgan.py line for line."""
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from gan_diffusion import noise
 from gan_diffusion.models.dcgan import DCGANConfig, dcgan_weight_shapes, networks
-from gan_diffusion.models.plan import Layer, init_normal
+from gan_diffusion.models.plan import init_normal
 from gan_diffusion.tf_backend import layers as backend_layers
 from gan_diffusion.tf_backend import optimizers as backend_optimizers
 from gan_diffusion.tf_backend.data import to_tf_dataset
-from gan_diffusion.tf_backend.layers import canonical_tensors, images_to_input, make_layer, output_to_numpy
+from gan_diffusion.tf_backend.layers import (Network, canonical_tensors, images_to_input,
+                                             output_to_numpy)
 from gan_diffusion.tf_backend.optimizers import make_adam
 from gan_diffusion.trainer import TrainerBase
-
-
-def Network(layers: list[Layer], cfg: DCGANConfig, input_shape: tuple, name: str) -> keras.Model:
-    """A plan's layers in order. Generator input (N, latent) is reshaped to (N, 1, 1, latent)."""
-    inputs = keras.Input(shape=input_shape)
-    x = inputs
-    if len(input_shape) == 1:
-        x = keras.layers.Reshape((1, 1, input_shape[0]), name="reshape")(x)  # (N, 1, 1, latent)
-    for layer in layers:
-        x = make_layer(layer, cfg.bn_momentum, cfg.bn_epsilon)(x)
-    return keras.Model(inputs, x, name=name)
 
 
 def bce_logits(logits: tf.Tensor, target: float) -> tf.Tensor:
@@ -42,8 +31,9 @@ class DCGAN(TrainerBase):
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
         plans = networks(config)
-        self.generator = Network(plans["generator"], config, (config.latent_dim,), "generator")
-        self.discriminator = Network(plans["discriminator"], config, config.image_shape, "discriminator")
+        bn = (config.bn_momentum, config.bn_epsilon)
+        self.generator = Network(plans["generator"], *bn, (config.latent_dim,), "generator")
+        self.discriminator = Network(plans["discriminator"], *bn, config.image_shape, "discriminator")
         self._tensors = {name: canonical_tensors(plans[name], net)
                          for name, net in (("generator", self.generator),
                                            ("discriminator", self.discriminator))}

@@ -18,6 +18,8 @@ def _padding(layer: Layer) -> str:
     kernel 4, stride 2, padding 1 on an even input is TF 'same' (total padding 2, split 1/1);
     padding 0 is 'valid'. Other combinations would need explicit ZeroPadding2D.
     """
+    if layer.same:
+        return "same"
     if layer.padding == 0:
         return "valid"
     if (layer.kernel, layer.stride, layer.padding) == (4, 2, 1):
@@ -37,6 +39,10 @@ def make_layer(layer: Layer, bn_momentum: float, bn_eps: float) -> keras.layers.
         return keras.layers.Dense(layer.out_ch, use_bias=b, name=name)
     if layer.kind == "bn":
         return keras.layers.BatchNormalization(momentum=1.0 - bn_momentum, epsilon=bn_eps, name=name)
+    if layer.kind == "reshape":
+        return keras.layers.Reshape(layer.shape, name=name)
+    if layer.kind == "flatten":
+        return keras.layers.Flatten(name=name)
     if layer.kind == "relu":
         return keras.layers.ReLU(name=name)
     if layer.kind == "lrelu":
@@ -44,6 +50,16 @@ def make_layer(layer: Layer, bn_momentum: float, bn_eps: float) -> keras.layers.
     if layer.kind == "tanh":
         return keras.layers.Activation("tanh", name=name)
     raise ValueError(f"unknown layer kind {layer.kind!r}")
+
+
+def Network(layers: list[Layer], bn_momentum: float, bn_eps: float, input_shape: tuple,
+            name: str) -> keras.Model:
+    """A plan's layers applied in order (the same walk as torch_backend.layers.Network)."""
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    for layer in layers:
+        x = make_layer(layer, bn_momentum, bn_eps)(x)
+    return keras.Model(inputs, x, name=name)
 
 
 _BN_NAMES = {"gamma": "gamma", "beta": "beta", "moving_mean": "moving_mean",

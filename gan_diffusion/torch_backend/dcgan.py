@@ -4,34 +4,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from gan_diffusion import noise
 from gan_diffusion.models.dcgan import DCGANConfig, dcgan_weight_shapes, networks
-from gan_diffusion.models.plan import Layer, init_normal
+from gan_diffusion.models.plan import init_normal
 from gan_diffusion.torch_backend import layers as backend_layers
 from gan_diffusion.torch_backend import optimizers as backend_optimizers
 from gan_diffusion.torch_backend.data import to_torch_loader
-from gan_diffusion.torch_backend.layers import canonical_tensors, images_to_input, make_layer, output_to_numpy
+from gan_diffusion.torch_backend.layers import (Network, canonical_tensors, images_to_input,
+                                                output_to_numpy)
 from gan_diffusion.torch_backend.optimizers import make_adam
 from gan_diffusion.trainer import TrainerBase
-
-
-class Network(nn.Module):
-    """A plan's layers in order. Generator input (N, latent) is viewed as (N, latent, 1, 1)."""
-
-    def __init__(self, layers: list[Layer], cfg: DCGANConfig):
-        super().__init__()
-        self.plan = layers
-        self.layers = nn.ModuleDict({l.name: make_layer(l, cfg.bn_momentum, cfg.bn_epsilon)
-                                     for l in layers})
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim == 2:
-            x = x[:, :, None, None]  # (N, latent) -> (N, latent, 1, 1)
-        for module in self.layers.values():
-            x = module(x)
-        return x
 
 
 def bce_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -48,8 +31,9 @@ class DCGAN(TrainerBase):
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
         plans = networks(config)
-        self.generator = Network(plans["generator"], config)          # z (N, latent) -> (N, C, H, W)
-        self.discriminator = Network(plans["discriminator"], config)  # (N, C, H, W) -> (N, 1, 1, 1)
+        bn = (config.bn_momentum, config.bn_epsilon)
+        self.generator = Network(plans["generator"], *bn)          # z (N, latent) -> (N, C, H, W)
+        self.discriminator = Network(plans["discriminator"], *bn)  # (N, C, H, W) -> (N, 1, 1, 1)
         self._tensors = {name: canonical_tensors(plans[name], net.layers)
                          for name, net in (("generator", self.generator),
                                            ("discriminator", self.discriminator))}

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_diffusion.models.plan import Layer
+from gan_diffusion.models.plan import Layer, convt_crop, same_pads
 
 
 class BatchNorm(nn.Module):
@@ -41,9 +41,64 @@ class BatchNorm(nn.Module):
                             False, 0.0, self.eps)
 
 
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TF 'same' padding, asymmetric where TF's is (zero-pad, then 'valid')."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, bias: bool, in_size: int):
+        super().__init__(in_ch, out_ch, kernel, stride, padding=0, bias=bias)
+        before, after = same_pads(in_size, kernel, stride)
+        self.pads = (before, after, before, after)  # F.pad order: left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pads))
+
+
+class SameConvTranspose2d(nn.ConvTranspose2d):
+    """ConvTranspose2d with TF 'same' semantics: the full transposed conv, then TF's crop.
+
+    torch's padding/output_padding would crop symmetrically (plus one row at the end);
+    TF crops `before` rows at the start, which for 5x5 stride 2 is one pixel different.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, bias: bool, in_size: int):
+        super().__init__(in_ch, out_ch, kernel, stride, padding=0, bias=bias)
+        self.start, self.size, _ = convt_crop(in_size, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        full = super().forward(x)                 # (N, C, (in-1)*s+k, (in-1)*s+k)
+        a, b = self.start, self.start + self.size
+        return full[:, :, a:b, a:b]
+
+
+class ReshapeHWC(nn.Module):
+    """(N, h*w*c) in Keras' HWC order -> (N, c, h, w)."""
+
+    def __init__(self, shape: tuple[int, int, int]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape).permute(0, 3, 1, 2)
+
+
+class FlattenHWC(nn.Module):
+    """(N, C, H, W) -> (N, H*W*C) in Keras' HWC order, so dense kernels are shared."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+
 def make_layer(layer: Layer, bn_momentum: float, bn_eps: float) -> nn.Module:
     """The torch module of one plan layer."""
     k, s, p, b = layer.kernel, layer.stride, layer.padding, layer.bias
+    if layer.kind == "conv" and layer.same:
+        return SameConv2d(layer.in_ch, layer.out_ch, k, s, b, layer.in_size)
+    if layer.kind == "convt" and layer.same:
+        return SameConvTranspose2d(layer.in_ch, layer.out_ch, k, s, b, layer.in_size)
+    if layer.kind == "reshape":
+        return ReshapeHWC(layer.shape)
+    if layer.kind == "flatten":
+        return FlattenHWC()
     if layer.kind == "conv":
         return nn.Conv2d(layer.in_ch, layer.out_ch, k, s, p, bias=b)
     if layer.kind == "convt":
@@ -59,6 +114,20 @@ def make_layer(layer: Layer, bn_momentum: float, bn_eps: float) -> nn.Module:
     if layer.kind == "tanh":
         return nn.Tanh()
     raise ValueError(f"unknown layer kind {layer.kind!r}")
+
+
+class Network(nn.Module):
+    """A plan's layers applied in order (the same walk as tf_backend.layers.Network)."""
+
+    def __init__(self, layers: list[Layer], bn_momentum: float, bn_eps: float):
+        super().__init__()
+        self.plan = layers
+        self.layers = nn.ModuleDict({l.name: make_layer(l, bn_momentum, bn_eps) for l in layers})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self.layers.values():
+            x = module(x)
+        return x
 
 
 _BN_NAMES = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
