@@ -1,0 +1,136 @@
+"""WGAN-GP in PyTorch. Mirrors gan_diffusion/tf_backend/wgan_gp.py line for line."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gan_diffusion import noise
+from gan_diffusion.models.plan import init_glorot
+from gan_diffusion.models.wgan_gp import WGANGPConfig, networks, wgan_gp_weight_shapes
+from gan_diffusion.torch_backend import layers as backend_layers
+from gan_diffusion.torch_backend import optimizers as backend_optimizers
+from gan_diffusion.torch_backend.data import to_torch_loader
+from gan_diffusion.torch_backend.layers import (Network, canonical_tensors, images_to_input,
+                                                output_to_numpy)
+from gan_diffusion.torch_backend.optimizers import make_adam
+from gan_diffusion.trainer import TrainerBase
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """mean((||d critic(x_hat) / d x_hat||_2 - 1)^2), x_hat = eps * real + (1 - eps) * fake.
+
+    eps: (N, 1, 1, 1), one weight per sample. The graph is kept (create_graph) so the
+    penalty can be differentiated with respect to the critic's weights.
+    """
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)        # (N, C, H, W)
+    grads, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    norms = grads.flatten(1).norm(2, dim=1)                             # (N,)
+    return ((norms - 1.0) ** 2).mean()
+
+
+class WGANGP(TrainerBase):
+    """WGAN-GP generator + critic with their Adam optimizers (PyTorch)."""
+
+    backend_name = "torch"
+    backend_layers, backend_optimizers = backend_layers, backend_optimizers  # for TrainerBase
+
+    def __init__(self, config: WGANGPConfig):
+        super().__init__(config)
+        plans = networks(config)
+        bn = (config.bn_momentum, config.bn_epsilon)
+        self.generator = Network(plans["generator"], *bn)  # z (N, latent) -> (N, C, H, W)
+        self.critic = Network(plans["critic"], *bn)        # (N, C, H, W) -> (N, 1)
+        self._tensors = {name: canonical_tensors(plans[name], net.layers)
+                         for name, net in (("generator", self.generator), ("critic", self.critic))}
+        adam = dict(lr=config.learning_rate, beta1=config.beta1, beta2=config.beta2,
+                    eps=config.adam_epsilon)
+        self.g_opt = make_adam(self.generator.parameters(), **adam)
+        self.c_opt = make_adam(self.critic.parameters(), **adam)
+        self._optimizers = {"generator": self.g_opt, "critic": self.c_opt}
+        self.set_weights(init_glorot(plans, config.seed))
+        self._G, self._C = self.generator, self.critic
+        if config.compile:
+            self._G, self._C = torch.compile(self.generator), torch.compile(self.critic)
+
+    def weight_shapes(self) -> dict:
+        return wgan_gp_weight_shapes(self.config)
+
+    # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
+    def forward_generator(self, z: np.ndarray, training: bool = False) -> np.ndarray:
+        """Generator output, NHWC float32 in [-1, 1]."""
+        self.generator.train(training)
+        with torch.no_grad():
+            return output_to_numpy(self._G(torch.from_numpy(np.asarray(z, np.float32))))
+
+    def forward_discriminator(self, images: np.ndarray, training: bool = False) -> np.ndarray:
+        """Critic scores (N,) for NHWC images (the critic has no BatchNorm: mode is moot)."""
+        with torch.no_grad():
+            return self._C(images_to_input(images, self.config.image_shape)).reshape(-1).numpy()
+
+    def generate(self, z: np.ndarray) -> np.ndarray:
+        return self.forward_generator(z, training=False)
+
+    def gradient_penalty(self, real: np.ndarray, fake: np.ndarray, eps: np.ndarray) -> float:
+        """The penalty for NHWC images and per-sample weights eps (N,), as NumPy."""
+        shape = self.config.image_shape
+        e = torch.from_numpy(np.asarray(eps, np.float32).reshape(-1, 1, 1, 1))
+        return float(gradient_penalty(self._C, images_to_input(real, shape),
+                                      images_to_input(fake, shape), e).detach())
+
+    def interpolation_weights(self, step: int, n: int) -> np.ndarray:
+        """The per-sample interpolation weights of `step`: uniform [0, 1), shape (n,)."""
+        return noise.uniform(self.config.seed, "interp", step, (n,))
+
+    # -- training -----------------------------------------------------------------------
+    def batches(self, data, epoch: int):
+        return to_torch_loader(data, self.config.batch_size, self.config.seed, epoch,
+                               self.config.drop_last)
+
+    def train_step(self, images, labels=None, z: np.ndarray | None = None,
+                   eps: np.ndarray | None = None, z_g: np.ndarray | None = None) -> dict[str, float]:
+        """One critic update on this batch; every n_critic-th step also one generator update.
+
+        Args:
+            images: a batch, NumPy NHWC (uint8 or float in [-1, 1]) or NCHW tensor.
+            labels: ignored (unconditional).
+            z, eps, z_g: critic latent (N, latent_dim), interpolation weights (N,), generator
+                latent; default: the seeded streams at global_step.
+        """
+        cfg, step = self.config, self.global_step
+        x = images_to_input(images, cfg.image_shape)                  # (N, C, H, W)
+        n = x.shape[0]
+        z = noise.normal(cfg.seed, "latent", step, (n, cfg.latent_dim)) if z is None else z
+        eps = self.interpolation_weights(step, n) if eps is None else eps
+        z = torch.from_numpy(np.asarray(z, np.float32))
+        e = torch.from_numpy(np.asarray(eps, np.float32).reshape(-1, 1, 1, 1))
+        self.generator.train()
+        self.critic.train()
+
+        fake = self._G(z).detach()                                    # G's BN statistics update here too
+        c_real, c_fake = self._C(x).mean(), self._C(fake).mean()
+        gp = gradient_penalty(self._C, x, fake, e)
+        c_loss = c_fake - c_real + cfg.gp_weight * gp
+        self.c_opt.zero_grad(set_to_none=True)
+        c_loss.backward()
+        self.c_opt.step()
+        out = {"c_loss": float(c_loss.detach()), "wasserstein": float((c_real - c_fake).detach()),
+               "gp": float(gp.detach())}
+
+        if (step + 1) % cfg.n_critic == 0:
+            if z_g is None:
+                z_g = noise.normal(cfg.seed, "latent_g", step, (n, cfg.latent_dim))
+            self.critic.requires_grad_(False)                         # G step: no critic gradients
+            try:
+                g_loss = -self._C(self._G(torch.from_numpy(np.asarray(z_g, np.float32)))).mean()
+                self.g_opt.zero_grad(set_to_none=True)
+                g_loss.backward()
+                self.g_opt.step()
+            finally:
+                self.critic.requires_grad_(True)
+            out["g_loss"] = float(g_loss.detach())
+        self.global_step += 1
+        return out
+
+
+def build(config: WGANGPConfig) -> WGANGP:
+    return WGANGP(config)
