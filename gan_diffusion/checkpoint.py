@@ -82,8 +82,8 @@ def load_model(path: str | os.PathLike, backend: str) -> Any:
     from gan_diffusion.backends import get_backend
     from gan_diffusion.registry import get_spec
 
-    _, _, meta = load_checkpoint(path)
+    weights, optimizer, meta = load_checkpoint(path)  # read once
     config = get_spec(meta["model"]).config_cls.from_dict(meta["config"])
     model = get_backend(backend).build(meta["model"], config=config)
-    model.restore(path)
+    model.load_state(weights, optimizer, meta, source=path)
     return model

@@ -108,8 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         if remaining > 0:
-            model.fit(data, remaining, on_epoch_end=on_epoch_end,
-                      progress=None if args.progress is None else args.progress)
+            model.fit(data, remaining, on_epoch_end=on_epoch_end, progress=args.progress)
         else:
             print(f"nothing to do: {out} already has {model.epoch} epoch(s)")
     finally:

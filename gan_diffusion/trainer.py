@@ -175,15 +175,19 @@ class TrainerBase:
 
     def restore(self, path: str | os.PathLike) -> None:
         """Load a checkpoint written by either backend and continue where it stopped."""
-        weights, optimizer, meta = load_checkpoint(path)
+        self.load_state(*load_checkpoint(path), source=path)
+
+    def load_state(self, weights: dict[str, np.ndarray], optimizer: dict[str, np.ndarray],
+                   meta: dict[str, Any], source: Any = "checkpoint") -> None:
+        """Take the contents of a checkpoint (`load_checkpoint`'s three parts)."""
         if meta.get("model") != self.config.model:
-            raise CheckpointError(f"{path} holds a {meta.get('model')!r} model, not "
+            raise CheckpointError(f"{source} holds a {meta.get('model')!r} model, not "
                                   f"{self.config.model!r}")
         theirs, ours = meta.get("config", {}), self.config.to_dict()
         differ = sorted(k for k in ours if k not in ("compile",) and theirs.get(k) != ours[k])
         if differ:
             raise CheckpointError(
-                f"{path} was written with a different config: "
+                f"{source} was written with a different config: "
                 + ", ".join(f"{k}={theirs.get(k)!r} (ours {ours[k]!r})" for k in differ)
                 + "; build the model from the checkpoint with gan_diffusion.checkpoint.load_model")
         self.set_weights(weights)

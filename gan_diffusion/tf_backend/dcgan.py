@@ -7,13 +7,8 @@ import tensorflow as tf
 from gan_diffusion import noise
 from gan_diffusion.models.dcgan import DCGANConfig, dcgan_weight_shapes, networks
 from gan_diffusion.models.plan import init_normal
-from gan_diffusion.tf_backend import layers as backend_layers
-from gan_diffusion.tf_backend import optimizers as backend_optimizers
-from gan_diffusion.tf_backend.data import to_tf_dataset
-from gan_diffusion.tf_backend.layers import (Network, canonical_tensors, images_to_input,
-                                             output_to_numpy)
-from gan_diffusion.tf_backend.optimizers import make_adam
-from gan_diffusion.trainer import TrainerBase
+from gan_diffusion.tf_backend.layers import Network, canonical_tensors, images_to_input
+from gan_diffusion.tf_backend.gan import GANModel
 
 
 def bce_logits(logits: tf.Tensor, target: float) -> tf.Tensor:
@@ -22,11 +17,8 @@ def bce_logits(logits: tf.Tensor, target: float) -> tf.Tensor:
         labels=tf.fill(tf.shape(logits), target), logits=logits))
 
 
-class DCGAN(TrainerBase):
+class DCGAN(GANModel):
     """DCGAN generator + discriminator with their Adam optimizers (TensorFlow/Keras)."""
-
-    backend_name = "tf"
-    backend_layers, backend_optimizers = backend_layers, backend_optimizers  # for TrainerBase
 
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
@@ -37,10 +29,8 @@ class DCGAN(TrainerBase):
         self._tensors = {name: canonical_tensors(plans[name], net)
                          for name, net in (("generator", self.generator),
                                            ("discriminator", self.discriminator))}
-        adam = dict(lr=config.learning_rate, beta1=config.beta1, beta2=config.beta2,
-                    eps=config.adam_epsilon)
-        self.g_opt = make_adam(self.generator.trainable_variables, **adam)
-        self.d_opt = make_adam(self.discriminator.trainable_variables, **adam)
+        self.g_opt = self.make_adam(self.generator.trainable_variables)
+        self.d_opt = self.make_adam(self.discriminator.trainable_variables)
         self._optimizers = {"generator": self.g_opt, "discriminator": self.d_opt}
         self.set_weights(init_normal(plans, config.seed, config.init_std))
         self._step = tf.function(self._step_impl, reduce_retracing=True)  # graph mode, not eager
@@ -49,23 +39,12 @@ class DCGAN(TrainerBase):
         return dcgan_weight_shapes(self.config)
 
     # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
-    def forward_generator(self, z: np.ndarray, training: bool = False) -> np.ndarray:
-        """Generator output, NHWC float32 in [-1, 1]."""
-        return output_to_numpy(self.generator(tf.constant(np.asarray(z, np.float32)), training=training))
-
     def forward_discriminator(self, images: np.ndarray, training: bool = False) -> np.ndarray:
         """Discriminator logits (N,) for NHWC images."""
         x = images_to_input(images, self.config.image_shape)
         return tf.reshape(self.discriminator(x, training=training), [-1]).numpy()
 
-    def generate(self, z: np.ndarray) -> np.ndarray:
-        return self.forward_generator(z, training=False)
-
     # -- training -----------------------------------------------------------------------
-    def batches(self, data, epoch: int):
-        return to_tf_dataset(data, self.config.batch_size, self.config.seed, epoch,
-                             self.config.drop_last)
-
     def train_step(self, images, labels=None, z: np.ndarray | None = None) -> dict[str, float]:
         """One DCGAN step (the tutorial's order): update D on real+fake, then G.
 

@@ -7,13 +7,8 @@ import tensorflow as tf
 from gan_diffusion import noise
 from gan_diffusion.models.plan import init_glorot
 from gan_diffusion.models.wgan_gp import WGANGPConfig, networks, wgan_gp_weight_shapes
-from gan_diffusion.tf_backend import layers as backend_layers
-from gan_diffusion.tf_backend import optimizers as backend_optimizers
-from gan_diffusion.tf_backend.data import to_tf_dataset
-from gan_diffusion.tf_backend.layers import (Network, canonical_tensors, images_to_input,
-                                             output_to_numpy)
-from gan_diffusion.tf_backend.optimizers import make_adam
-from gan_diffusion.trainer import TrainerBase
+from gan_diffusion.tf_backend.layers import Network, canonical_tensors, images_to_input
+from gan_diffusion.tf_backend.gan import GANModel
 
 
 def gradient_penalty(critic, real: tf.Tensor, fake: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
@@ -31,11 +26,8 @@ def gradient_penalty(critic, real: tf.Tensor, fake: tf.Tensor, eps: tf.Tensor) -
     return tf.reduce_mean((norms - 1.0) ** 2)
 
 
-class WGANGP(TrainerBase):
+class WGANGP(GANModel):
     """WGAN-GP generator + critic with their Adam optimizers (TensorFlow/Keras)."""
-
-    backend_name = "tf"
-    backend_layers, backend_optimizers = backend_layers, backend_optimizers  # for TrainerBase
 
     def __init__(self, config: WGANGPConfig):
         super().__init__(config)
@@ -45,10 +37,8 @@ class WGANGP(TrainerBase):
         self.critic = Network(plans["critic"], *bn, config.image_shape, "critic")
         self._tensors = {name: canonical_tensors(plans[name], net)
                          for name, net in (("generator", self.generator), ("critic", self.critic))}
-        adam = dict(lr=config.learning_rate, beta1=config.beta1, beta2=config.beta2,
-                    eps=config.adam_epsilon)
-        self.g_opt = make_adam(self.generator.trainable_variables, **adam)
-        self.c_opt = make_adam(self.critic.trainable_variables, **adam)
+        self.g_opt = self.make_adam(self.generator.trainable_variables)
+        self.c_opt = self.make_adam(self.critic.trainable_variables)
         self._optimizers = {"generator": self.g_opt, "critic": self.c_opt}
         self.set_weights(init_glorot(plans, config.seed))
         self._critic_step = tf.function(self._critic_step_impl, reduce_retracing=True)
@@ -58,17 +48,10 @@ class WGANGP(TrainerBase):
         return wgan_gp_weight_shapes(self.config)
 
     # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
-    def forward_generator(self, z: np.ndarray, training: bool = False) -> np.ndarray:
-        """Generator output, NHWC float32 in [-1, 1]."""
-        return output_to_numpy(self.generator(tf.constant(np.asarray(z, np.float32)), training=training))
-
     def forward_discriminator(self, images: np.ndarray, training: bool = False) -> np.ndarray:
         """Critic scores (N,) for NHWC images (the critic has no BatchNorm: mode is moot)."""
         x = images_to_input(images, self.config.image_shape)
         return tf.reshape(self.critic(x, training=training), [-1]).numpy()
-
-    def generate(self, z: np.ndarray) -> np.ndarray:
-        return self.forward_generator(z, training=False)
 
     def gradient_penalty(self, real: np.ndarray, fake: np.ndarray, eps: np.ndarray) -> float:
         """The penalty for NHWC images and per-sample weights eps (N,), as NumPy."""
@@ -82,10 +65,6 @@ class WGANGP(TrainerBase):
         return noise.uniform(self.config.seed, "interp", step, (n,))
 
     # -- training -----------------------------------------------------------------------
-    def batches(self, data, epoch: int):
-        return to_tf_dataset(data, self.config.batch_size, self.config.seed, epoch,
-                             self.config.drop_last)
-
     def train_step(self, images, labels=None, z: np.ndarray | None = None,
                    eps: np.ndarray | None = None, z_g: np.ndarray | None = None) -> dict[str, float]:
         """One critic update on this batch; every n_critic-th step also one generator update.

@@ -8,13 +8,8 @@ import torch.nn.functional as F
 from gan_diffusion import noise
 from gan_diffusion.models.dcgan import DCGANConfig, dcgan_weight_shapes, networks
 from gan_diffusion.models.plan import init_normal
-from gan_diffusion.torch_backend import layers as backend_layers
-from gan_diffusion.torch_backend import optimizers as backend_optimizers
-from gan_diffusion.torch_backend.data import to_torch_loader
-from gan_diffusion.torch_backend.layers import (Network, canonical_tensors, images_to_input,
-                                                output_to_numpy)
-from gan_diffusion.torch_backend.optimizers import make_adam
-from gan_diffusion.trainer import TrainerBase
+from gan_diffusion.torch_backend.layers import Network, canonical_tensors, images_to_input
+from gan_diffusion.torch_backend.gan import GANModel
 
 
 def bce_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -22,11 +17,8 @@ def bce_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
-class DCGAN(TrainerBase):
+class DCGAN(GANModel):
     """DCGAN generator + discriminator with their Adam optimizers (PyTorch)."""
-
-    backend_name = "torch"
-    backend_layers, backend_optimizers = backend_layers, backend_optimizers  # for TrainerBase
 
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
@@ -37,10 +29,8 @@ class DCGAN(TrainerBase):
         self._tensors = {name: canonical_tensors(plans[name], net.layers)
                          for name, net in (("generator", self.generator),
                                            ("discriminator", self.discriminator))}
-        adam = dict(lr=config.learning_rate, beta1=config.beta1, beta2=config.beta2,
-                    eps=config.adam_epsilon)
-        self.g_opt = make_adam(self.generator.parameters(), **adam)
-        self.d_opt = make_adam(self.discriminator.parameters(), **adam)
+        self.g_opt = self.make_adam(self.generator.parameters())
+        self.d_opt = self.make_adam(self.discriminator.parameters())
         self._optimizers = {"generator": self.g_opt, "discriminator": self.d_opt}
         self.set_weights(init_normal(plans, config.seed, config.init_std))
         self._G, self._D = self.generator, self.discriminator
@@ -51,12 +41,6 @@ class DCGAN(TrainerBase):
         return dcgan_weight_shapes(self.config)
 
     # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
-    def forward_generator(self, z: np.ndarray, training: bool = False) -> np.ndarray:
-        """Generator output, NHWC float32 in [-1, 1]."""
-        self.generator.train(training)
-        with torch.no_grad():
-            return output_to_numpy(self._G(torch.from_numpy(np.asarray(z, np.float32))))
-
     def forward_discriminator(self, images: np.ndarray, training: bool = False) -> np.ndarray:
         """Discriminator logits (N,) for NHWC images."""
         self.discriminator.train(training)
@@ -64,14 +48,7 @@ class DCGAN(TrainerBase):
             x = images_to_input(images, self.config.image_shape)
             return self._D(x).reshape(-1).numpy()
 
-    def generate(self, z: np.ndarray) -> np.ndarray:
-        return self.forward_generator(z, training=False)
-
     # -- training -----------------------------------------------------------------------
-    def batches(self, data, epoch: int):
-        return to_torch_loader(data, self.config.batch_size, self.config.seed, epoch,
-                               self.config.drop_last)
-
     def train_step(self, images, labels=None, z: np.ndarray | None = None) -> dict[str, float]:
         """One DCGAN step (the tutorial's order): update D on real+fake, then G.
 

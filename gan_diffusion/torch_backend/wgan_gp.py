@@ -7,13 +7,8 @@ import torch
 from gan_diffusion import noise
 from gan_diffusion.models.plan import init_glorot
 from gan_diffusion.models.wgan_gp import WGANGPConfig, networks, wgan_gp_weight_shapes
-from gan_diffusion.torch_backend import layers as backend_layers
-from gan_diffusion.torch_backend import optimizers as backend_optimizers
-from gan_diffusion.torch_backend.data import to_torch_loader
-from gan_diffusion.torch_backend.layers import (Network, canonical_tensors, images_to_input,
-                                                output_to_numpy)
-from gan_diffusion.torch_backend.optimizers import make_adam
-from gan_diffusion.trainer import TrainerBase
+from gan_diffusion.torch_backend.layers import Network, canonical_tensors, images_to_input
+from gan_diffusion.torch_backend.gan import GANModel
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -28,11 +23,8 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.
     return ((norms - 1.0) ** 2).mean()
 
 
-class WGANGP(TrainerBase):
+class WGANGP(GANModel):
     """WGAN-GP generator + critic with their Adam optimizers (PyTorch)."""
-
-    backend_name = "torch"
-    backend_layers, backend_optimizers = backend_layers, backend_optimizers  # for TrainerBase
 
     def __init__(self, config: WGANGPConfig):
         super().__init__(config)
@@ -42,10 +34,8 @@ class WGANGP(TrainerBase):
         self.critic = Network(plans["critic"], *bn)        # (N, C, H, W) -> (N, 1)
         self._tensors = {name: canonical_tensors(plans[name], net.layers)
                          for name, net in (("generator", self.generator), ("critic", self.critic))}
-        adam = dict(lr=config.learning_rate, beta1=config.beta1, beta2=config.beta2,
-                    eps=config.adam_epsilon)
-        self.g_opt = make_adam(self.generator.parameters(), **adam)
-        self.c_opt = make_adam(self.critic.parameters(), **adam)
+        self.g_opt = self.make_adam(self.generator.parameters())
+        self.c_opt = self.make_adam(self.critic.parameters())
         self._optimizers = {"generator": self.g_opt, "critic": self.c_opt}
         self.set_weights(init_glorot(plans, config.seed))
         self._G, self._C = self.generator, self.critic
@@ -56,19 +46,10 @@ class WGANGP(TrainerBase):
         return wgan_gp_weight_shapes(self.config)
 
     # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
-    def forward_generator(self, z: np.ndarray, training: bool = False) -> np.ndarray:
-        """Generator output, NHWC float32 in [-1, 1]."""
-        self.generator.train(training)
-        with torch.no_grad():
-            return output_to_numpy(self._G(torch.from_numpy(np.asarray(z, np.float32))))
-
     def forward_discriminator(self, images: np.ndarray, training: bool = False) -> np.ndarray:
         """Critic scores (N,) for NHWC images (the critic has no BatchNorm: mode is moot)."""
         with torch.no_grad():
             return self._C(images_to_input(images, self.config.image_shape)).reshape(-1).numpy()
-
-    def generate(self, z: np.ndarray) -> np.ndarray:
-        return self.forward_generator(z, training=False)
 
     def gradient_penalty(self, real: np.ndarray, fake: np.ndarray, eps: np.ndarray) -> float:
         """The penalty for NHWC images and per-sample weights eps (N,), as NumPy."""
@@ -82,10 +63,6 @@ class WGANGP(TrainerBase):
         return noise.uniform(self.config.seed, "interp", step, (n,))
 
     # -- training -----------------------------------------------------------------------
-    def batches(self, data, epoch: int):
-        return to_torch_loader(data, self.config.batch_size, self.config.seed, epoch,
-                               self.config.drop_last)
-
     def train_step(self, images, labels=None, z: np.ndarray | None = None,
                    eps: np.ndarray | None = None, z_g: np.ndarray | None = None) -> dict[str, float]:
         """One critic update on this batch; every n_critic-th step also one generator update.
