@@ -36,7 +36,7 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 def _train_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options that define a run (what `--rerun` replays)."""
     keys = ("backend", "model", "dataset", "split", "image_size", "limit", "epochs", "batch_size",
-            "seed", "threads", "compile", "set")
+            "seed", "threads", "compile", "conditional", "optimizer", "learning_rate", "set")
     return {k: getattr(args, k) for k in keys}
 
 
@@ -70,11 +70,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = get_spec(record["model"]).config_cls.from_dict(record["model_config"])
     else:
         overrides = _parse_set(args.set)
-        for flag in ("batch_size", "seed"):
-            if getattr(args, flag) is not None:
+        for flag in ("batch_size", "seed", "optimizer", "learning_rate"):
+            if getattr(args, flag, None) is not None:
                 overrides[flag] = getattr(args, flag)
         if args.compile:
             overrides["compile"] = True
+        if getattr(args, "conditional", False):
+            if data.labels is None:
+                raise GanDiffusionError(f"--conditional needs a labelled dataset; {data.name} has "
+                                        "no labels")
+            overrides["num_classes"] = data.num_classes
         config = make_config(args.model, image_shape=data.image_shape, **overrides)
     model = backend.build(args.model, config=config)
     history = History()
@@ -98,7 +103,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def on_epoch_end(m, stats):
         m.save(ckpt)
-        save_grid(out / "samples" / f"epoch_{stats.epoch:04d}.png", m.sample(GRID_N, seed=GRID_SEED))
+        images, nrow = m.preview_grid(GRID_N, seed=GRID_SEED)  # conditional: a row per class
+        save_grid(out / "samples" / f"epoch_{stats.epoch:04d}.png", images, nrow)
         history.append(stats)
         history.save(out / "history.json")
         line = stats.log_line(args.epochs)
@@ -127,9 +133,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
                                 "checkpoints/latest.npz); pass the --out folder of `train`")
     backend = args.backend or json.loads(config_path.read_text())["backend"]
     model = load_model(ckpt, backend)
-    images = model.sample(args.n, seed=args.seed)
-    save_grid(args.out, images)
-    print(f"wrote {args.n} samples ({backend}, epoch {model.epoch}, seed {args.seed}) to {args.out}")
+    nrow = None
+    if args.labels is not None:
+        labels = [int(v) for v in args.labels.split(",")]
+        images = model.sample(args.n, seed=args.seed, labels=labels[0] if len(labels) == 1 else labels)
+        what = f"labels {args.labels}"
+    elif model.num_classes:
+        nrow = max(1, args.n // model.num_classes)
+        images, what = model.class_grid(nrow, seed=args.seed), f"{nrow} per class, a row per class"
+    else:
+        images, what = model.sample(args.n, seed=args.seed), "unconditional"
+    save_grid(args.out, images, nrow)
+    print(f"wrote {len(images)} samples ({what}; {backend}, epoch {model.epoch}, seed {args.seed}) "
+          f"to {args.out}")
     return 0
 
 
@@ -148,6 +164,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gan_diffusion.optim import OPTIMIZERS
     from gan_diffusion.registry import list_models
 
     p = argparse.ArgumentParser(prog="gan-diffusion", description=__doc__.split("\n")[0])
@@ -171,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     t.add_argument("--compile", action="store_true", help="torch.compile the networks (torch)")
+    t.add_argument("--conditional", action="store_true", help="class-conditional GAN: condition on "
+                   "the dataset's labels (sets num_classes)")
+    t.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
+                   help="optimizer of both networks (default: the model's, Adam); its other "
+                   "settings via --set momentum=0.9 etc.")
+    t.add_argument("--learning-rate", type=float, default=None)
     t.add_argument("--set", action="append", metavar="NAME=VALUE", help="any model config field")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -181,7 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="sample a grid from a trained run")
     s.add_argument("--run", required=True, help="run folder written by `train`")
-    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--n", type=int, default=64, help="images (conditional: per-class grid of "
+                   "n // classes columns unless --labels)")
+    s.add_argument("--labels", default=None, help="conditional models: one class for all images, "
+                   "or n comma-separated classes")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--backend", default=None, help="sample with this backend (default: the run's)")
     s.add_argument("--out", required=True, help="PNG file")

@@ -21,6 +21,7 @@ class Config:
     """Base of all model configs: validation plus a JSON round trip."""
 
     model: ClassVar[str] = ""
+    renamed_fields: ClassVar[dict[str, str]] = {}  # old name -> new, read by from_dict
 
     def __post_init__(self) -> None:
         self.validate()
@@ -41,6 +42,9 @@ class Config:
         model = data.pop("model", cls.model)
         if model != cls.model:
             raise ConfigError(f"config is for model {model!r}, not {cls.model!r}")
+        for old, new in cls.renamed_fields.items():
+            if old in data and new not in data:
+                data[new] = data.pop(old)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:

@@ -56,26 +56,29 @@ def transfer(model: Any, backend: str) -> Any:
     return other
 
 
-def forward_errors(a: Any, b: Any, z: np.ndarray, x: np.ndarray) -> dict[str, float]:
+def forward_errors(a: Any, b: Any, z: np.ndarray, x: np.ndarray,
+                   labels: np.ndarray | None = None) -> dict[str, float]:
     """Max abs differences of generator and discriminator outputs, eval and training mode.
-    (Training-mode passes update BatchNorm statistics in both models alike.)"""
+    (Training-mode passes update BatchNorm statistics in both models alike.) `labels`: for
+    conditional models, one per row of z and x."""
     out = {}
     for training in (False, True):
         mode = "train" if training else "eval"
-        out[f"generator/{mode}"] = float(np.abs(a.forward_generator(z, training)
-                                                - b.forward_generator(z, training)).max())
-        out[f"discriminator/{mode}"] = float(np.abs(a.forward_discriminator(x, training)
-                                                    - b.forward_discriminator(x, training)).max())
+        out[f"generator/{mode}"] = float(np.abs(a.forward_generator(z, training, labels)
+                                                - b.forward_generator(z, training, labels)).max())
+        out[f"discriminator/{mode}"] = float(np.abs(a.forward_discriminator(x, training, labels)
+                                                    - b.forward_discriminator(x, training, labels)).max())
     out["bn_statistics"] = max_abs_diff(a.get_weights(), b.get_weights())[0]
     return out
 
 
-def step_errors(a: Any, b: Any, batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """Train both models on the same (images, z) batches; max abs differences of the losses,
-    the weights and the optimizer state afterwards."""
+def step_errors(a: Any, b: Any, batches: list[tuple]) -> dict[str, float]:
+    """Train both models on the same (images, z[, labels]) batches; max abs differences of
+    the losses, the weights and the optimizer state afterwards."""
     loss_err = 0.0
-    for x, z in batches:
-        la, lb = a.train_step(x, z=z), b.train_step(x, z=z)
+    for x, z, *labels in batches:
+        y = labels[0] if labels else None
+        la, lb = a.train_step(x, y, z=z), b.train_step(x, y, z=z)
         loss_err = max(loss_err, max(abs(la[k] - lb[k]) for k in la))
     return {"losses": loss_err,
             "weights": max_abs_diff(a.get_weights(), b.get_weights())[0],
@@ -83,17 +86,23 @@ def step_errors(a: Any, b: Any, batches: list[tuple[np.ndarray, np.ndarray]]) ->
 
 
 def one_step(a: Any, b: Any, x: np.ndarray, z: np.ndarray, tol: float = 1e-4,
-             tiny: float = 1e-6) -> dict[str, Any]:
+             tiny: float = 1e-6, labels: np.ndarray | None = None, **noise: np.ndarray
+             ) -> dict[str, Any]:
     """One training step of `a` and `b` from the same state, compared.
 
     `b` first receives `a`'s full state (weights and optimizer state, through the canonical
     API), so the comparison measures one step of framework difference, not the growth of
-    earlier differences. Gradients are recovered from the Adam first moments
-    (g = (m_after - beta1 * m_before) / (1 - beta1)).
+    earlier differences. Gradients are recovered from the optimizer state
+    (`gan_diffusion.optim.recovered_gradient`: e.g. Adam's g = (m_after - beta1 m_before) /
+    (1 - beta1)).
 
-    A weight counts as *ill-conditioned* when its Adam first moment is round-off sized
-    (|m| < `tiny`) in both frameworks: Adam's early steps move such a weight by about
-    lr * sign(m), so round-off can send it +lr in one framework and -lr in the other.
+    A weight counts as *ill-conditioned* when its gradient is round-off sized (|g| < `tiny`)
+    in both frameworks: Adam, RMSprop and Adagrad (from a zero accumulator) move such a
+    weight by about lr * sign(g) in their first steps, so round-off can send it +lr in one
+    framework and -lr in the other.
+
+    Args:
+        labels, **noise: passed to `train_step` (e.g. WGAN-GP's eps and z_g).
 
     Returns:
         {"losses": max abs loss difference, "weights": max abs weight difference over the
@@ -102,13 +111,15 @@ def one_step(a: Any, b: Any, x: np.ndarray, z: np.ndarray, tol: float = 1e-4,
         "ill_conditioned_max": their largest difference, "unexplained": count of weights
         outside `tol` that are not, "total": number of weights, "moved": max |update|}
     """
+    from gan_diffusion.optim import recovered_gradient
+
     b.set_weights(a.get_weights())
     b.load_optimizer_state(a.optimizer_state())
-    before, m_before = a.get_weights(), a.optimizer_state()
-    la, lb = a.train_step(x, z=z), b.train_step(x, z=z)
+    before, state_before = a.get_weights(), a.optimizer_state()
+    la = a.train_step(x, labels, z=z, **noise)
+    lb = b.train_step(x, labels, z=z, **noise)
     wa, wb = a.get_weights(), b.get_weights()
     oa, ob = a.optimizer_state(), b.optimizer_state()
-    beta1 = a.config.beta1
     out = {"losses": max(abs(la[k] - lb[k]) for k in la), "weights": 0.0, "gradients": 0.0,
            "ill_conditioned": 0, "ill_conditioned_max": 0.0, "unexplained": 0, "total": 0,
            "moved": max_abs_diff(wa, before)[0]}
@@ -116,19 +127,20 @@ def one_step(a: Any, b: Any, x: np.ndarray, z: np.ndarray, tol: float = 1e-4,
         err = np.abs(wa[key] - wb[key])
         out["total"] += err.size
         net, rest = key.split("/", 1)
-        mkey = f"{net}/m/{rest}"
-        if mkey not in oa:  # BatchNorm statistics: no optimizer, must match outright
+        if "moving_" in rest:  # BatchNorm statistics: no optimizer, must match outright
             out["weights"] = max(out["weights"], float(err.max()))
             out["unexplained"] += int((err >= tol).sum())
             continue
-        ill = (np.abs(oa[mkey]) < tiny) & (np.abs(ob[mkey]) < tiny)
+        states = [{k[len(net) + 1:]: v for k, v in o.items() if k.startswith(f"{net}/")}
+                  for o in (state_before, oa, ob)]
+        ga = recovered_gradient(a.config, states[0], states[1], before[key], wa[key], rest)
+        gb = recovered_gradient(a.config, states[0], states[2], before[key], wb[key], rest)
+        ill = (np.abs(ga) < tiny) & (np.abs(gb) < tiny)
         out["weights"] = max(out["weights"], float(np.where(ill, 0, err).max()))
         out["ill_conditioned"] += int((ill & (err >= tol)).sum())
         out["unexplained"] += int((~ill & (err >= tol)).sum())
         if (ill & (err >= tol)).any():
             out["ill_conditioned_max"] = max(out["ill_conditioned_max"], float(err[ill].max()))
-        ga = (oa[mkey] - beta1 * m_before[mkey]) / (1 - beta1)
-        gb = (ob[mkey] - beta1 * m_before[mkey]) / (1 - beta1)
         scale = float(np.abs(ga).max()) or 1.0
         out["gradients"] = max(out["gradients"], float(np.abs(ga - gb).max()) / scale)
     return out

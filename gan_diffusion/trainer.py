@@ -5,11 +5,12 @@ A backend model subclasses it and supplies the framework parts:
 
     _tensors     {network: {"<layer>/<param>": (tensor, kind)}}   its weights, by canonical name
     _optimizers  {network: optimizer}
-    backend_layers, backend_optimizers   the backend's modules (to_canonical/assign, adam_state/load_adam_state)
+    backend_layers, backend_optimizers   the backend's modules (to_canonical/assign,
+                                         optimizer_state/load_optimizer_state)
     weight_shapes()      the canonical shapes, to check what set_weights is given
     batches(data, epoch)                  the backend's data adapter, in the core's order
     train_step(images, labels=None, ...)  one step, returns {loss name: float}
-    generate(z)                           NumPy latent -> NumPy NHWC image in [-1, 1]
+    generate(z, labels=None)              NumPy latent [and labels] -> NumPy NHWC image in [-1, 1]
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ class TrainerBase:
     def train_step(self, images: Any, labels: Any = None, **noise_arrays: Any) -> dict[str, float]:
         raise NotImplementedError
 
-    def generate(self, z: np.ndarray) -> np.ndarray:
+    def generate(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
     # -- canonical state (docs/weights.md), the same code for every backend -------------
@@ -73,15 +74,16 @@ class TrainerBase:
                 self.backend_layers.assign(t, kind, weights[f"{net}/{name}"])
 
     def optimizer_state(self) -> dict[str, np.ndarray]:
-        """Optimizer state per network: {"<net>/step", "<net>/m/<weight>", "<net>/v/<weight>"}."""
+        """Optimizer state per network: {"<net>/step", "<net>/<slot>/<weight>"}, with the
+        slots of the config's optimizer (Adam: m, v; see gan_diffusion.optim)."""
         return {f"{net}/{k}": v for net, opt in self._optimizers.items()
-                for k, v in self.backend_optimizers.adam_state(opt, self._tensors[net]).items()}
+                for k, v in self.backend_optimizers.optimizer_state(opt, self._tensors[net]).items()}
 
     def load_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
         """Inverse of `optimizer_state`."""
         for net, opt in self._optimizers.items():
             prefix = f"{net}/"
-            self.backend_optimizers.load_adam_state(
+            self.backend_optimizers.load_optimizer_state(
                 opt, self._tensors[net],
                 {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
@@ -140,29 +142,95 @@ class TrainerBase:
 
     def _check_data(self, data: Any) -> None:
         shape = tuple(getattr(data, "image_shape", ()))
+        name = getattr(data, "name", "?")
         if shape != tuple(self.config.image_shape):
-            raise ConfigError(f"dataset {getattr(data, 'name', '?')} has images of shape {shape}, "
+            raise ConfigError(f"dataset {name} has images of shape {shape}, "
                               f"but the model was built for {tuple(self.config.image_shape)}; "
                               "build the model with image_shape=data.image_shape or resize the data")
+        k = self.num_classes
+        if k and getattr(data, "labels", None) is None:
+            raise ConfigError(f"the {self.config.model} model is conditional (num_classes={k}) but "
+                              f"dataset {name} has no labels; use a labelled dataset or num_classes=0")
+        if k and data.num_classes > k:
+            raise ConfigError(f"dataset {name} has {data.num_classes} classes but the model was built "
+                              f"for num_classes={k}; build it with num_classes=data.num_classes")
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the model is conditioned on (0: unconditional)."""
+        return int(getattr(self.config, "num_classes", 0))
+
+    def check_labels(self, labels: Any, n: int) -> np.ndarray | None:
+        """Sampling labels as int64 (n,): None cycles through the classes, an int repeats.
+
+        Raises ConfigError for labels given to an unconditional model, or out of range.
+        """
+        k = self.num_classes
+        if not k:
+            if labels is not None:
+                raise ConfigError(f"this {self.config.model} model is unconditional: labels are not "
+                                  "accepted (build it with num_classes=K to condition on classes)")
+            return None
+        if labels is None:
+            return np.arange(n, dtype=np.int64) % k
+        y = np.asarray(labels)
+        if y.ndim == 0:
+            y = np.full(n, y)
+        if y.shape != (n,) or y.dtype.kind not in "iu":
+            raise ConfigError(f"labels must be one integer or {n} integers (one per image), got "
+                              f"{y.dtype} {y.shape}")
+        if y.min() < 0 or y.max() >= k:
+            raise ConfigError(f"labels must be in [0, {k - 1}] (num_classes={k}), got "
+                              f"{int(y.min())}..{int(y.max())}")
+        return y.astype(np.int64)
 
     def sample(self, n: int, seed: int = 0, labels: Any = None, batch_size: int = 256,
                **kwargs: Any) -> np.ndarray:
         """Generate `n` images (uint8 NHWC) from latent noise drawn with `seed`.
 
-        Example:
-            >>> images = model.sample(64, seed=0)   # (64, H, W, C) uint8
-        """
-        from gan_diffusion.data import from_model_range
+        Args:
+            n: number of images.
+            seed: latent noise seed (the same seed gives the same images in every backend).
+            labels: conditional models only: one class for all, or one per image
+                (default: the classes in turn, 0, 1, ..., K-1, 0, ...).
 
-        if labels is not None:
-            raise ConfigError(f"{self.config.model} is unconditional: labels are not accepted")
+        Example:
+            >>> images = model.sample(64, seed=0)             # (64, H, W, C) uint8
+            >>> sevens = cgan.sample(8, labels=7)
+        """
         if kwargs:
             raise ConfigError(f"{self.config.model}.sample got unknown arguments {sorted(kwargs)}")
         if n <= 0:
             raise ConfigError(f"sample needs n >= 1, got {n}")
-        z = noise.latent(n, self.config.latent_dim, seed)
-        out = [self.generate(z[i:i + batch_size]) for i in range(0, n, batch_size)]
-        return from_model_range(np.concatenate(out))
+        y = self.check_labels(labels, n)
+        return self._generate_uint8(noise.latent(n, self.config.latent_dim, seed), y, batch_size)
+
+    def class_grid(self, per_class: int = 10, seed: int = 0) -> np.ndarray:
+        """Images for a per-class grid: row c holds `per_class` images of class c, and column
+        j uses the same latent vector in every row, so only the class changes down a column.
+
+        Returns:
+            uint8 (num_classes * per_class, H, W, C), class-major; tile with nrow=per_class.
+        """
+        k = self.num_classes
+        if not k:
+            raise ConfigError(f"this {self.config.model} model is unconditional: no class grid")
+        z = np.tile(noise.latent(per_class, self.config.latent_dim, seed), (k, 1))  # (k*per, dim)
+        return self._generate_uint8(z, np.repeat(np.arange(k, dtype=np.int64), per_class))
+
+    def preview_grid(self, n: int = 64, seed: int = 0) -> tuple[np.ndarray, int | None]:
+        """What a run folder's sample grids show: (images, images per row)."""
+        if self.num_classes:
+            return self.class_grid(10, seed), 10
+        return self.sample(n, seed), None
+
+    def _generate_uint8(self, z: np.ndarray, labels: np.ndarray | None, batch_size: int = 256
+                        ) -> np.ndarray:
+        from gan_diffusion.data import from_model_range
+
+        out = [self.generate(z[i:i + batch_size], None if labels is None else labels[i:i + batch_size])
+               for i in range(0, len(z), batch_size)]
+        return from_model_range(np.concatenate(out).astype(np.float32))
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"model": self.config.model, "config": self.config.to_dict(),
@@ -183,7 +251,11 @@ class TrainerBase:
         if meta.get("model") != self.config.model:
             raise CheckpointError(f"{source} holds a {meta.get('model')!r} model, not "
                                   f"{self.config.model!r}")
-        theirs, ours = meta.get("config", {}), self.config.to_dict()
+        try:  # through the config class: renamed fields, defaults of fields added since
+            theirs = type(self.config).from_dict(meta.get("config", {})).to_dict()
+        except ConfigError as exc:
+            raise CheckpointError(f"{source} has an unreadable config: {exc}") from None
+        ours = self.config.to_dict()
         differ = sorted(k for k in ours if k not in ("compile",) and theirs.get(k) != ours[k])
         if differ:
             raise CheckpointError(

@@ -79,3 +79,28 @@ def test_cli_errors_are_one_clear_line(args, message, tmp_path):
 def test_info_lists_backends_and_models():
     out = cli("info").stdout
     assert "dcgan" in out and "tf" in out and "torch" in out and "digits" in out
+
+
+def test_conditional_run_with_optimizer_choice(tmp_path):
+    run = tmp_path / "cgan"
+    cli("train", "--backend", "torch", "--model", "wgan-gp", "--dataset", "digits", "--conditional",
+        "--optimizer", "rmsprop", "--learning-rate", "5e-4", "--epochs", "1", "--out", str(run),
+        "--set", "d_features=8", "--batch-size", "32", "--limit", "96")
+    config = json.loads((run / "config.json").read_text())["model_config"]
+    assert (config["num_classes"], config["optimizer"], config["learning_rate"]) == (10, "rmsprop", 5e-4)
+    grid = np.asarray(Image.open(run / "samples" / "epoch_0001.png"))
+    assert grid.shape[0] > grid.shape[1] * 0.9             # 10 rows (one per class) x 10 columns
+    out = cli("sample", "--run", str(run), "--n", "4", "--labels", "3", "--out", str(tmp_path / "3.png"))
+    assert "labels 3" in out.stdout
+    out = cli("sample", "--run", str(run), "--n", "20", "--out", str(tmp_path / "grid.png"))
+    assert "2 per class" in out.stdout and "20 samples" in out.stdout
+    bad = cli("sample", "--run", str(run), "--n", "2", "--labels", "3,12", "--out",
+              str(tmp_path / "x.png"), check=False)
+    assert bad.returncode == 2 and "labels must be in [0, 9]" in bad.stderr
+    flat = tmp_path / "flat"                                # a flat folder: no labels
+    flat.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(flat / f"{i}.png")
+    plain = cli("train", "--backend", "torch", "--dataset", f"folder:{flat}", "--conditional",
+                "--out", str(tmp_path / "p"), check=False)
+    assert plain.returncode == 2 and "--conditional needs a labelled dataset" in plain.stderr

@@ -15,48 +15,33 @@ import dataclasses
 import math
 from typing import ClassVar
 
-from gan_diffusion.configs import Config, check_image_shape, check_positive
-from gan_diffusion.errors import ConfigError
+from gan_diffusion.configs import check_image_shape, check_positive
+from gan_diffusion.models.gan import GANConfig, label_layers
 from gan_diffusion.models.plan import Layer, weight_shapes
 
 SIZES = (28, 32, 64)
 
 
 @dataclasses.dataclass
-class DCGANConfig(Config):
+class DCGANConfig(GANConfig):
     """DCGAN hyper-parameters (defaults: the PyTorch DCGAN tutorial, except batch size 64,
     which gives recognisable MNIST digits after one epoch where 128 does not).
 
+    Shared fields (conditioning, optimizer, dtype, ...) are documented on `GANConfig`.
     BatchNorm momentum uses the PyTorch convention (weight of the new batch statistic):
     Keras' momentum is 1 - bn_momentum. See docs/alignment.md.
     """
 
     model: ClassVar[str] = "dcgan"
-    image_shape: tuple[int, int, int] = (28, 28, 1)
-    latent_dim: int = 100
     g_features: int = 64
     d_features: int = 64
-    learning_rate: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    bn_momentum: float = 0.1
-    bn_epsilon: float = 1e-5
     leaky_slope: float = 0.2
     init_std: float = 0.02
-    batch_size: int = 64
-    drop_last: bool = True
-    seed: int = 0
-    compile: bool = False  # torch.compile the networks (torch backend only; TF always uses tf.function)
 
     def validate(self) -> None:
+        super().validate()
         self.image_shape = check_image_shape(self.image_shape, SIZES)
-        check_positive(self, "latent_dim", "g_features", "d_features", "learning_rate",
-                       "adam_epsilon", "bn_epsilon", "init_std", "batch_size")
-        for name in ("beta1", "beta2", "bn_momentum"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"dcgan config field {name} must be in [0, 1), "
-                                  f"got {getattr(self, name)!r}")
+        check_positive(self, "g_features", "d_features", "init_std")
 
 
 def _stages(side: int) -> tuple[int, int]:
@@ -66,13 +51,15 @@ def _stages(side: int) -> tuple[int, int]:
 
 
 def generator_plan(cfg: DCGANConfig) -> list[Layer]:
-    """Generator layers: latent vector (N, latent_dim) -> image in [-1, 1]."""
+    """Generator layers: latent vector (N, latent_dim) [and labels (N,)] -> image in [-1, 1]."""
     side, _, channels = cfg.image_shape
     start, n = _stages(side)
     top = max(n, 3) - 1  # 28x28 (n = 2) keeps the 4g, 2g widths of the 32x32 generator
     widths = [cfg.g_features * 2 ** (top - i) for i in range(n)]  # e.g. [8g, 4g, 2g, g]
-    layers = [Layer("reshape", "reshape", shape=(1, 1, cfg.latent_dim)),  # (N, latent) -> 1x1 map
-              Layer("convt0", "convt", cfg.latent_dim, widths[0], kernel=start),
+    z_dim = cfg.latent_dim + (cfg.embed_dim if cfg.conditional else 0)  # latent [+ label embedding]
+    layers = label_layers(cfg)["generator"] + [
+        Layer("reshape", "reshape", shape=(1, 1, z_dim)),  # (N, z_dim) -> 1x1 map
+        Layer("convt0", "convt", z_dim, widths[0], kernel=start),
               Layer("bn0", "bn", widths[0], widths[0]), Layer("relu0", "relu")]
     for i in range(1, n):
         layers += [Layer(f"convt{i}", "convt", widths[i - 1], widths[i], 4, 2, 1),
@@ -82,12 +69,14 @@ def generator_plan(cfg: DCGANConfig) -> list[Layer]:
 
 
 def discriminator_plan(cfg: DCGANConfig) -> list[Layer]:
-    """Discriminator layers: image (N, H, W, C) in [-1, 1] -> one logit per image."""
+    """Discriminator layers: image (N, H, W, C) in [-1, 1] [and labels] -> one logit per image."""
     side, _, channels = cfg.image_shape
     start, n = _stages(side)
     widths = [cfg.d_features * 2 ** i for i in range(n)]  # e.g. [d, 2d, 4d, 8d]
     a = cfg.leaky_slope
-    layers = [Layer("conv0", "conv", channels, widths[0], 4, 2, 1), Layer("lrelu0", "lrelu", alpha=a)]
+    in_ch = channels + (1 if cfg.conditional else 0)  # image [+ label channel]
+    layers = label_layers(cfg)["discriminator"] + [
+        Layer("conv0", "conv", in_ch, widths[0], 4, 2, 1), Layer("lrelu0", "lrelu", alpha=a)]
     for i in range(1, n):
         layers += [Layer(f"conv{i}", "conv", widths[i - 1], widths[i], 4, 2, 1),
                    Layer(f"bn{i}", "bn", widths[i], widths[i]), Layer(f"lrelu{i}", "lrelu", alpha=a)]

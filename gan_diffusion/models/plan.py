@@ -8,6 +8,7 @@ docs/weights.md): channels-last, Keras-style kernels.
     convt  kernel (kh, kw, out, in)    torch ConvTranspose2d weight (in, out, kh, kw)
     dense  kernel (in, out)            torch Linear weight          (out, in)
     bn     gamma, beta, moving_mean, moving_variance, each (channels,)
+    embed  embeddings (classes, dim)  torch Embedding weight        (classes, dim)
 
 Layers with `same=True` follow TensorFlow's 'same' padding exactly, including its
 asymmetric split (more padding after than before), which PyTorch has no flag for.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PARAM_KINDS = ("conv", "convt", "dense", "bn")
+PARAM_KINDS = ("conv", "convt", "dense", "bn", "embed")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ class Layer:
 
     Attributes:
         name: canonical layer name, unique within its network (e.g. "convt0").
-        kind: "conv", "convt", "dense", "bn", "relu", "lrelu", "tanh".
+        kind: "conv", "convt", "dense", "bn", "relu", "lrelu", "tanh", "reshape", "flatten",
+            or "embed" (a label embedding; it reads the labels, not the running tensor).
         in_ch, out_ch: channels (features for dense).
         kernel, stride, padding: torch-style integers; padding 1 with kernel 4 and stride 2
             is TF's 'same' (total padding 2, split 1/1), padding 0 is 'valid'.
@@ -37,6 +39,9 @@ class Layer:
             `padding` is then unused and `in_size` (the input's spatial side) is required.
         in_size: spatial side of the input (for `same` layers).
         shape: (h, w, c) target of a "reshape" layer (HWC order, as Keras' Reshape).
+        join: how an "embed" layer's output joins the running tensor: "vector" (appended to
+            the features of an (N, F) input) or "channel" (reshaped to (N, in_size, in_size, 1)
+            and appended as the last image channel).
     """
 
     name: str
@@ -51,6 +56,7 @@ class Layer:
     same: bool = False
     in_size: int = 0
     shape: tuple[int, int, int] = (0, 0, 0)
+    join: str = ""
 
 
 def same_pads(in_size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -91,6 +97,8 @@ def param_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:
         shapes = {"kernel": (i, o)}
     elif layer.kind == "bn":
         return {p: (o,) for p in ("gamma", "beta", "moving_mean", "moving_variance")}
+    elif layer.kind == "embed":
+        return {"embeddings": (i, o)}
     else:
         return {}
     if layer.bias:
@@ -108,7 +116,7 @@ def weight_shapes(networks: dict[str, list[Layer]]) -> dict[str, tuple[int, ...]
 def init_glorot(networks: dict[str, list[Layer]], seed: int) -> dict[str, np.ndarray]:
     """Keras' default initialisation in NumPy: Glorot-uniform kernels
     (limit sqrt(6 / (fan_in + fan_out)), fans include the receptive field), zero biases,
-    BatchNorm gamma 1, beta 0, moving mean 0, variance 1."""
+    BatchNorm gamma 1, beta 0, moving mean 0, variance 1; label embeddings N(0, 1)."""
     rng = np.random.default_rng([seed, 0x1417])  # stream id: weight init
     out = {}
     for name, shape in weight_shapes(networks).items():
@@ -118,6 +126,8 @@ def init_glorot(networks: dict[str, list[Layer]], seed: int) -> dict[str, np.nda
             fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
             limit = np.sqrt(6.0 / (fan_in + fan_out))
             value = rng.uniform(-limit, limit, shape)
+        elif param == "embeddings":
+            value = rng.normal(0.0, 1.0, shape)
         elif param in ("gamma", "moving_variance"):
             value = np.ones(shape)
         else:  # beta, bias, moving_mean
@@ -131,7 +141,7 @@ def init_normal(networks: dict[str, list[Layer]], seed: int, std: float = 0.02
     """DCGAN initialisation in NumPy, so every backend starts from the same weights.
 
     Kernels ~ N(0, std); BatchNorm gamma ~ N(1, std), beta = 0; moving mean 0, variance 1;
-    biases 0.
+    biases 0; label embeddings ~ N(0, 1) (torch's nn.Embedding default).
     """
     rng = np.random.default_rng([seed, 0x1417])  # stream id: weight init
     out = {}
@@ -139,6 +149,8 @@ def init_normal(networks: dict[str, list[Layer]], seed: int, std: float = 0.02
         param = name.rsplit("/", 1)[1]
         if param == "kernel":
             value = rng.normal(0.0, std, shape)
+        elif param == "embeddings":
+            value = rng.normal(0.0, 1.0, shape)
         elif param == "gamma":
             value = rng.normal(1.0, std, shape)
         elif param == "moving_variance":

@@ -18,58 +18,52 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from gan_diffusion.configs import Config, check_image_shape, check_positive
+from gan_diffusion.configs import check_image_shape, check_positive
 from gan_diffusion.errors import ConfigError
+from gan_diffusion.models.gan import GANConfig, label_layers
 from gan_diffusion.models.plan import Layer, weight_shapes
 
 SIZES = (28, 32, 64)
 
 
 @dataclasses.dataclass
-class WGANGPConfig(Config):
+class WGANGPConfig(GANConfig):
     """WGAN-GP hyper-parameters (defaults: Gulrajani et al. 2017 and the slide's Keras model).
 
+    Shared fields (conditioning, optimizer, dtype, ...) are documented on `GANConfig`.
     bn_momentum is in the PyTorch convention (0.01 = Keras' default 0.99).
     """
 
     model: ClassVar[str] = "wgan-gp"
     image_shape: tuple[int, int, int] = (64, 64, 3)
-    latent_dim: int = 100
-    d_features: int = 64
-    g_leaky_slope: float = 0.3   # Keras LeakyReLU() default, as in the slide's model
-    d_leaky_slope: float = 0.2
     learning_rate: float = 1e-4
     beta1: float = 0.0
     beta2: float = 0.9
-    adam_epsilon: float = 1e-8
     bn_momentum: float = 0.01
     bn_epsilon: float = 1e-3
+    d_features: int = 64
+    g_leaky_slope: float = 0.3   # Keras LeakyReLU() default, as in the slide's model
+    d_leaky_slope: float = 0.2
     gp_weight: float = 10.0
     n_critic: int = 5
-    batch_size: int = 64
-    drop_last: bool = True
-    seed: int = 0
-    compile: bool = False  # torch.compile the networks (torch backend only)
 
     def validate(self) -> None:
+        super().validate()
         self.image_shape = check_image_shape(self.image_shape, SIZES)
-        check_positive(self, "latent_dim", "d_features", "learning_rate", "adam_epsilon",
-                       "bn_epsilon", "batch_size", "n_critic")
+        check_positive(self, "d_features", "n_critic")
         if self.gp_weight < 0:
             raise ConfigError(f"wgan-gp config field gp_weight must be >= 0, got {self.gp_weight!r}")
-        for name in ("beta1", "beta2", "bn_momentum"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"wgan-gp config field {name} must be in [0, 1), "
-                                  f"got {getattr(self, name)!r}")
 
 
 def generator_plan(cfg: WGANGPConfig) -> list[Layer]:
-    """Latent vector (N, latent_dim) -> image in [-1, 1], the slide's Keras generator."""
+    """Latent vector (N, latent_dim) [and labels (N,)] -> image in [-1, 1], the slide's generator."""
     side, _, channels = cfg.image_shape
     start, strides = {64: (8, (2, 2, 2)), 32: (4, (2, 2, 2)), 28: (7, (1, 2, 2))}[side]
     a, n = cfg.g_leaky_slope, start * start * 256
-    layers = [Layer("dense0", "dense", cfg.latent_dim, n), Layer("bn0", "bn", n, n),
-              Layer("lrelu0", "lrelu", alpha=a), Layer("reshape", "reshape", shape=(start, start, 256))]
+    z_dim = cfg.latent_dim + (cfg.embed_dim if cfg.conditional else 0)  # latent [+ label embedding]
+    layers = label_layers(cfg)["generator"] + [
+        Layer("dense0", "dense", z_dim, n), Layer("bn0", "bn", n, n), Layer("lrelu0", "lrelu", alpha=a),
+        Layer("reshape", "reshape", shape=(start, start, 256))]
     size, widths = start, (256, 128, 64, channels)
     for i, stride in enumerate(strides, start=1):
         last = i == len(strides)
@@ -84,10 +78,11 @@ def generator_plan(cfg: WGANGPConfig) -> list[Layer]:
 
 
 def critic_plan(cfg: WGANGPConfig) -> list[Layer]:
-    """Image (N, H, W, C) in [-1, 1] -> one score per image; no BatchNorm."""
+    """Image (N, H, W, C) in [-1, 1] [and labels] -> one score per image; no BatchNorm."""
     side, _, channels = cfg.image_shape
-    widths = (channels, cfg.d_features, 2 * cfg.d_features, 4 * cfg.d_features)
-    layers, size = [], side
+    in_ch = channels + (1 if cfg.conditional else 0)  # image [+ label channel]
+    widths = (in_ch, cfg.d_features, 2 * cfg.d_features, 4 * cfg.d_features)
+    layers, size = label_layers(cfg)["discriminator"], side
     for i in range(3):
         layers += [Layer(f"conv{i}", "conv", widths[i], widths[i + 1], kernel=5, stride=2, bias=True,
                          same=True, in_size=size),
@@ -99,6 +94,7 @@ def critic_plan(cfg: WGANGPConfig) -> list[Layer]:
 
 
 def networks(cfg: WGANGPConfig) -> dict[str, list[Layer]]:
+    """Both plans, keyed by network name (the first part of canonical weight names)."""
     return {"generator": generator_plan(cfg), "critic": critic_plan(cfg)}
 
 

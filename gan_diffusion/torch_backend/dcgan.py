@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from gan_diffusion import noise
 from gan_diffusion.models.dcgan import DCGANConfig, dcgan_weight_shapes, networks
 from gan_diffusion.models.plan import init_normal
-from gan_diffusion.torch_backend.layers import Network, canonical_tensors, images_to_input
 from gan_diffusion.torch_backend.gan import GANModel
+from gan_diffusion.torch_backend.layers import Network, call, canonical_tensors
 
 
 def bce_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -18,19 +18,20 @@ def bce_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 
 class DCGAN(GANModel):
-    """DCGAN generator + discriminator with their Adam optimizers (PyTorch)."""
+    """DCGAN generator + discriminator with their optimizers (PyTorch); conditional when
+    config.num_classes > 0."""
 
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
         plans = networks(config)
         bn = (config.bn_momentum, config.bn_epsilon)
-        self.generator = Network(plans["generator"], *bn)          # z (N, latent) -> (N, C, H, W)
-        self.discriminator = Network(plans["discriminator"], *bn)  # (N, C, H, W) -> (N, 1, 1, 1)
+        self.generator = Network(plans["generator"], *bn, config.dtype)          # z (N, latent) -> (N, C, H, W)
+        self.discriminator = Network(plans["discriminator"], *bn, config.dtype)  # (N, C, H, W) -> (N, 1, 1, 1)
         self._tensors = {name: canonical_tensors(plans[name], net.layers)
                          for name, net in (("generator", self.generator),
                                            ("discriminator", self.discriminator))}
-        self.g_opt = self.make_adam(self.generator.parameters())
-        self.d_opt = self.make_adam(self.discriminator.parameters())
+        self.g_opt = self.make_optimizer(self.generator.parameters())
+        self.d_opt = self.make_optimizer(self.discriminator.parameters())
         self._optimizers = {"generator": self.g_opt, "discriminator": self.d_opt}
         self.set_weights(init_normal(plans, config.seed, config.init_std))
         self._G, self._D = self.generator, self.discriminator
@@ -40,34 +41,27 @@ class DCGAN(GANModel):
     def weight_shapes(self) -> dict:
         return dcgan_weight_shapes(self.config)
 
-    # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
-    def forward_discriminator(self, images: np.ndarray, training: bool = False) -> np.ndarray:
-        """Discriminator logits (N,) for NHWC images."""
-        self.discriminator.train(training)
-        with torch.no_grad():
-            x = images_to_input(images, self.config.image_shape)
-            return self._D(x).reshape(-1).numpy()
-
     # -- training -----------------------------------------------------------------------
     def train_step(self, images, labels=None, z: np.ndarray | None = None) -> dict[str, float]:
         """One DCGAN step (the tutorial's order): update D on real+fake, then G.
 
         Args:
             images: a batch, NumPy NHWC (uint8 or float in [-1, 1]) or NCHW tensor.
-            labels: ignored (unconditional).
+            labels: class labels (N,) of a conditional model (fakes take the same labels);
+                ignored by an unconditional one.
             z: latent noise (N, latent_dim); default: the seeded stream at global_step.
         """
-        x = images_to_input(images, self.config.image_shape)  # (N, C, H, W)
+        x = self.images(images)  # (N, C, H, W)
         if z is None:
             z = noise.normal(self.config.seed, "latent", self.global_step,
                              (x.shape[0], self.config.latent_dim))
-        z = torch.from_numpy(np.asarray(z, np.float32))
+        z, y = self.tensor(z), self.labels(labels)
         self.generator.train()
         self.discriminator.train()
 
-        fake = self._G(z)                                    # (N, C, H, W)
-        d_real = self._D(x).reshape(-1)                      # (N,) logits
-        d_fake = self._D(fake.detach()).reshape(-1)
+        fake = call(self._G, z, y)                           # (N, C, H, W)
+        d_real = call(self._D, x, y).reshape(-1)             # (N,) logits
+        d_fake = call(self._D, fake.detach(), y).reshape(-1)
         d_loss = bce_logits(d_real, 1.0) + bce_logits(d_fake, 0.0)
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -75,7 +69,7 @@ class DCGAN(GANModel):
 
         self.discriminator.requires_grad_(False)             # G step: no D weight gradients
         try:
-            g_logits = self._D(fake).reshape(-1)             # D after its update, as in the tutorial
+            g_logits = call(self._D, fake, y).reshape(-1)    # D after its update, as in the tutorial
             g_loss = bce_logits(g_logits, 1.0)
             self.g_opt.zero_grad(set_to_none=True)
             g_loss.backward()

@@ -7,33 +7,56 @@ import torch
 from gan_diffusion.torch_backend import layers as backend_layers
 from gan_diffusion.torch_backend import optimizers as backend_optimizers
 from gan_diffusion.torch_backend.data import to_torch_loader
-from gan_diffusion.torch_backend.layers import output_to_numpy
-from gan_diffusion.torch_backend.optimizers import make_adam
+from gan_diffusion.torch_backend.layers import (call, images_to_input, labels_to_input,
+                                                output_to_numpy, to_tensor)
+from gan_diffusion.torch_backend.optimizers import make_optimizer
 from gan_diffusion.trainer import TrainerBase
 
 
 class GANModel(TrainerBase):
-    """Generator sampling, the data adapter and Adam construction for PyTorch GANs.
+    """Generator sampling, input conversion, the data adapter and the optimizers of PyTorch GANs.
 
-    Subclasses set `self.generator` (an nn.Module) and `self._G` (it, or its torch.compile).
+    Subclasses set `self.generator` and `self.discriminator` (nn.Module; the WGAN-GP critic is
+    its discriminator) and `self._G`, `self._D` (them, or their torch.compile).
     """
 
     backend_name = "torch"
     backend_layers, backend_optimizers = backend_layers, backend_optimizers  # for TrainerBase
 
-    def make_adam(self, params) -> torch.optim.Adam:
-        """Adam with the config's learning rate, betas and epsilon."""
-        c = self.config
-        return make_adam(params, lr=c.learning_rate, beta1=c.beta1, beta2=c.beta2, eps=c.adam_epsilon)
+    def make_optimizer(self, params):
+        """The config's optimizer (Adam, SGD, RMSprop or Adagrad) over `params`."""
+        return make_optimizer(params, self.config)
 
-    def forward_generator(self, z: np.ndarray, training: bool = False) -> np.ndarray:
-        """Generator output, NHWC float32 in [-1, 1]."""
+    # -- NumPy -> tensors in the model's dtype ------------------------------------------
+    def images(self, images) -> torch.Tensor:
+        return images_to_input(images, self.config.image_shape, self.config.dtype)
+
+    def tensor(self, array) -> torch.Tensor:
+        return to_tensor(array, self.config.dtype)
+
+    def labels(self, labels) -> torch.Tensor | None:
+        """Labels as a tensor for a conditional model, None for an unconditional one."""
+        if not self.num_classes:
+            return None
+        if labels is None:
+            raise ValueError(f"this conditional {self.config.model} needs a label per image")
+        return labels_to_input(labels)
+
+    # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
+    def forward_generator(self, z: np.ndarray, training: bool = False, labels=None) -> np.ndarray:
+        """Generator output, NHWC in [-1, 1]."""
         self.generator.train(training)
         with torch.no_grad():
-            return output_to_numpy(self._G(torch.from_numpy(np.asarray(z, np.float32))))
+            return output_to_numpy(call(self._G, self.tensor(z), self.labels(labels)))
 
-    def generate(self, z: np.ndarray) -> np.ndarray:
-        return self.forward_generator(z, training=False)
+    def forward_discriminator(self, images, training: bool = False, labels=None) -> np.ndarray:
+        """Discriminator logits / critic scores (N,) for NHWC images."""
+        self.discriminator.train(training)
+        with torch.no_grad():
+            return call(self._D, self.images(images), self.labels(labels)).reshape(-1).numpy()
+
+    def generate(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        return self.forward_generator(z, training=False, labels=labels)
 
     def batches(self, data, epoch: int):
         return to_torch_loader(data, self.config.batch_size, self.config.seed, epoch,

@@ -105,6 +105,8 @@ def make_layer(layer: Layer, bn_momentum: float, bn_eps: float) -> nn.Module:
         return nn.ConvTranspose2d(layer.in_ch, layer.out_ch, k, s, p, bias=b)
     if layer.kind == "dense":
         return nn.Linear(layer.in_ch, layer.out_ch, bias=b)
+    if layer.kind == "embed":
+        return nn.Embedding(layer.in_ch, layer.out_ch)
     if layer.kind == "bn":
         return BatchNorm(layer.out_ch, bn_momentum, bn_eps)
     if layer.kind == "relu":
@@ -117,17 +119,34 @@ def make_layer(layer: Layer, bn_momentum: float, bn_eps: float) -> nn.Module:
 
 
 class Network(nn.Module):
-    """A plan's layers applied in order (the same walk as tf_backend.layers.Network)."""
+    """A plan's layers applied in order (the same walk as tf_backend.layers.Network).
 
-    def __init__(self, layers: list[Layer], bn_momentum: float, bn_eps: float):
+    A plan that starts with an "embed" layer reads labels: `network(x, labels)`.
+    """
+
+    def __init__(self, layers: list[Layer], bn_momentum: float, bn_eps: float,
+                 dtype: str = "float32"):
         super().__init__()
         self.plan = layers
         self.layers = nn.ModuleDict({l.name: make_layer(l, bn_momentum, bn_eps) for l in layers})
+        self.to(getattr(torch, dtype))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for module in self.layers.values():
-            x = module(x)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        for layer, module in zip(self.plan, self.layers.values()):
+            if layer.kind == "embed":
+                e = module(labels)                                  # (N, out_ch)
+                if layer.join == "channel":                         # (N, 1, H, W): one more channel
+                    e = e.reshape(-1, 1, layer.in_size, layer.in_size)
+                x = torch.cat([x, e], dim=1)
+            else:
+                x = module(x)
         return x
+
+
+def call(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None = None,
+         training: bool = False) -> torch.Tensor:
+    """Run a Network on `x`, with labels (N,) when it is conditional (mode set by the caller)."""
+    return model(x) if labels is None else model(x, labels)
 
 
 _BN_NAMES = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
@@ -142,6 +161,8 @@ def canonical_tensors(layers: list[Layer], modules: nn.ModuleDict) -> dict[str, 
         if layer.kind == "bn":
             for canon, attr in _BN_NAMES.items():
                 out[f"{layer.name}/{canon}"] = (getattr(m, attr), "bn")
+        elif layer.kind == "embed":
+            out[f"{layer.name}/embeddings"] = (m.weight, "embed")
         elif layer.kind in ("conv", "convt", "dense"):
             out[f"{layer.name}/kernel"] = (m.weight, layer.kind)
             if layer.bias:
@@ -159,9 +180,9 @@ def to_canonical(tensor: torch.Tensor, kind: str) -> np.ndarray:
     return a.copy()
 
 
-def from_canonical(array: np.ndarray, kind: str) -> torch.Tensor:
+def from_canonical(array: np.ndarray, kind: str, dtype: str = "float32") -> torch.Tensor:
     """Inverse of `to_canonical`."""
-    a = np.asarray(array, dtype=np.float32)
+    a = np.asarray(array, dtype=dtype)
     if kind in ("conv", "convt"):
         a = a.transpose(3, 2, 0, 1)
     elif kind == "dense":
@@ -172,20 +193,32 @@ def from_canonical(array: np.ndarray, kind: str) -> torch.Tensor:
 def assign(tensor: torch.Tensor, kind: str, array: np.ndarray) -> None:
     """Copy a canonical array into a torch parameter or buffer, in place."""
     with torch.no_grad():
-        tensor.copy_(from_canonical(array, kind))
+        tensor.copy_(from_canonical(array, kind, str(tensor.dtype).removeprefix("torch.")))
 
 
-def images_to_input(images, image_shape) -> torch.Tensor:
-    """NumPy NHWC (uint8, or float in [-1, 1]) or a ready NCHW tensor -> float32 NCHW."""
+def to_tensor(array, dtype: str = "float32") -> torch.Tensor:
+    """A NumPy array (noise, weights of interpolation) as a tensor of the model's dtype."""
+    return torch.from_numpy(np.array(array, dtype=dtype))
+
+
+def labels_to_input(labels) -> torch.Tensor | None:
+    """Class labels (N,) as an int64 tensor (None stays None)."""
+    if labels is None or isinstance(labels, torch.Tensor):
+        return None if labels is None else labels.long()
+    return torch.from_numpy(np.asarray(labels, dtype=np.int64))
+
+
+def images_to_input(images, image_shape, dtype: str = "float32") -> torch.Tensor:
+    """NumPy NHWC (uint8, or float in [-1, 1]) or a ready NCHW tensor -> NCHW of `dtype`."""
     if isinstance(images, torch.Tensor):
-        return images
+        return images.to(getattr(torch, dtype))
     from gan_diffusion.data import as_model_batch
 
     x = as_model_batch(images, image_shape)  # float32 NHWC in [-1, 1]
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=dtype))
 
 
 def output_to_numpy(x: torch.Tensor) -> np.ndarray:
-    """NCHW tensor -> NHWC NumPy float32 (other ranks: plain NumPy)."""
+    """NCHW tensor -> NHWC NumPy (other ranks: plain NumPy)."""
     a = x.detach().cpu().numpy()
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)) if a.ndim == 4 else a
