@@ -1,0 +1,308 @@
+"""The FID Inception-v3 feature network in PyTorch. Mirrors tf_backend/inception.py line for line.
+
+Module names and state_dict keys are torchvision's / pytorch-fid's (`Mixed_5b.branch1x1.conv.
+weight`, ...), so pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` loads as is. The
+architecture (channels, kernels, paddings) comes from gan_diffusion/models/inception.py.
+
+Example:
+    >>> ext = build()                        # finds, verifies and loads the official weights
+    >>> ext.features(images_uint8).shape     # NHWC uint8 in, pool3 out
+    (16, 2048)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan_diffusion.data.download import sha256_file
+from gan_diffusion.models import inception as spec
+from gan_diffusion.models.plan import check_weights
+from gan_diffusion.torch_backend.layers import assign, to_canonical
+
+
+# -- pool branches ------------------------------------------------------------------------
+def avg_pool_3x3(x: torch.Tensor) -> torch.Tensor:
+    """3x3 average, stride 1, padding 1, padded zeros not counted (as TF's 'SAME' avg pool)."""
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+def max_pool_3x3(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """3x3 max pool: stride 1 with padding 1 (FIDInceptionE_2), or stride 2 without padding."""
+    return F.max_pool2d(x, kernel_size=3, stride=stride, padding=1 if stride == 1 else 0)
+
+
+def resize_bilinear(x: torch.Tensor, size: int = spec.INPUT_SIZE) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, size, size): pytorch-fid's F.interpolate(bilinear, align_corners=False),
+    no antialiasing (the reference the TF version reproduces)."""
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+# -- layers -------------------------------------------------------------------------------
+class BasicConv2d(nn.Module):
+    """Conv (no bias) -> BatchNorm(eps=0.001, running statistics) -> ReLU."""
+
+    def __init__(self, c: spec.Conv):
+        super().__init__()
+        self.conv = nn.Conv2d(c.in_ch, c.out_ch, c.kernel, c.stride, c.padding, bias=False)
+        self.bn = nn.BatchNorm2d(c.out_ch, eps=spec.BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+class _Block(nn.Module):
+    """A Mixed_* block: one BasicConv2d per branch conv, named as in torchvision."""
+
+    def __init__(self, block: spec.Block):
+        super().__init__()
+        for branch, c in block.convs.items():
+            setattr(self, branch, BasicConv2d(c))
+
+
+class FIDInceptionA(_Block):
+    """Mixed_5b/5c/5d (35x35): 1x1 | 5x5 | double 3x3 | avg pool (padding not counted) + 1x1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b5 = self.branch5x5_2(self.branch5x5_1(x))
+        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        bp = self.branch_pool(avg_pool_3x3(x))
+        return torch.cat([b1, b5, b3, bp], dim=1)    # (N, 224 + pool_features, 35, 35)
+
+
+class InceptionB(_Block):
+    """Mixed_6a: 35x35 -> 17x17 (stride-2 3x3 | double 3x3 | max pool)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3(x)
+        bd = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return torch.cat([b3, bd, max_pool_3x3(x, stride=2)], dim=1)  # (N, 768, 17, 17)
+
+
+class FIDInceptionC(_Block):
+    """Mixed_6b..6e (17x17): 1x1 | 1x7,7x1 | 7x1,1x7,7x1,1x7 | avg pool (padding not counted) + 1x1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        bd = self.branch7x7dbl_1(x)
+        for conv in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+            bd = conv(bd)
+        bp = self.branch_pool(avg_pool_3x3(x))
+        return torch.cat([b1, b7, bd, bp], dim=1)    # (N, 768, 17, 17)
+
+
+class InceptionD(_Block):
+    """Mixed_7a: 17x17 -> 8x8 (1x1, stride-2 3x3 | 1x1, 1x7, 7x1, stride-2 3x3 | max pool)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3_2(self.branch3x3_1(x))
+        b7 = self.branch7x7x3_1(x)
+        for conv in (self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
+            b7 = conv(b7)
+        return torch.cat([b3, b7, max_pool_3x3(x, stride=2)], dim=1)  # (N, 1280, 8, 8)
+
+
+class FIDInceptionE_1(_Block):
+    """Mixed_7b (8x8): 1x1 | 1x1 -> (1x3, 3x1) | 3x3 -> (1x3, 3x1) | avg pool (padding not counted)."""
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return avg_pool_3x3(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b3 = self.branch3x3_1(x)
+        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], dim=1)      # (N, 768, 8, 8)
+        bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], dim=1)  # (N, 768, 8, 8)
+        bp = self.branch_pool(self.pool(x))
+        return torch.cat([b1, b3, bd, bp], dim=1)    # (N, 2048, 8, 8)
+
+
+class FIDInceptionE_2(FIDInceptionE_1):
+    """Mixed_7c: as E_1 but the pool branch takes a MAX pool (as the 2015-12-05 TF graph does)."""
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return max_pool_3x3(x, stride=1)
+
+
+_BLOCKS = {"FIDInceptionA": FIDInceptionA, "InceptionB": InceptionB, "FIDInceptionC": FIDInceptionC,
+           "InceptionD": InceptionD, "FIDInceptionE_1": FIDInceptionE_1, "FIDInceptionE_2": FIDInceptionE_2}
+
+
+class FIDInceptionV3(nn.Module):
+    """The network: (N, 3, 299, 299) in [-1, 1] -> pool3 (N, 2048); `fc` gives the logits.
+
+    Always in eval mode: BatchNorm uses its running statistics, there is no dropout.
+    """
+
+    def __init__(self):
+        super().__init__()
+        for c in spec.STEM:
+            setattr(self, c.name, BasicConv2d(c))
+        for block in spec.BLOCKS:
+            setattr(self, block.name, _BLOCKS[block.kind](block))
+        self.fc = nn.Linear(spec.FEATURE_DIM, spec.NUM_CLASSES)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> FIDInceptionV3:
+        return super().train(False)  # a fixed feature extractor: never training mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))  # (N, 64, 147, 147)
+        x = max_pool_3x3(x, stride=2)                                      # (N, 64, 73, 73)
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))                      # (N, 192, 71, 71)
+        x = max_pool_3x3(x, stride=2)                                      # (N, 192, 35, 35)
+        for block in spec.BLOCKS:
+            x = getattr(self, block.name)(x)                               # ... (N, 2048, 8, 8)
+        return torch.mean(x, dim=(2, 3))                                   # (N, 2048) pool3
+
+
+# -- the extractor --------------------------------------------------------------------------
+def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A .pth state_dict as NumPy arrays, read with torch.load(weights_only=True): tensors and
+    containers only, nothing else is unpickled."""
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError (bad zip), OSError, ...
+        raise spec.PretrainedWeightsError(
+            f"{path} could not be read as a torch state_dict ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); delete it and download {spec.WEIGHTS_URL} again") from None
+    if not isinstance(state, dict):
+        raise spec.PretrainedWeightsError(f"{path} holds a {type(state).__name__}, not a state_dict")
+    return {k: v.detach().cpu().numpy() for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def read_fid_weights(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str | None]:
+    """Canonical weights from a pytorch-fid .pth or a canonical .npz, and the SHA-256 of the
+    .pth they come from (None if unknown)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        weights, meta = spec.load_npz(path)
+        return weights, meta.get("source_sha256")
+    if not path.is_file():
+        raise spec.PretrainedWeightsError(f"{path} does not exist; pass the {spec.WEIGHTS_FILE} "
+                                          "file or call load_fid_weights() to search for it")
+    weights = spec.canonical_from_state_dict(read_state_dict(path), source=str(path))
+    return weights, sha256_file(path)
+
+
+def convert_fid_weights(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Convert a pytorch-fid .pth into the canonical .npz that the TF backend reads without torch.
+
+    Example:
+        >>> convert_fid_weights(find_inception_weights(), "fid_inception.npz")  # doctest: +SKIP
+    """
+    weights, sha = read_fid_weights(src)
+    return spec.save_npz(dst, weights, source_sha256=sha)
+
+
+class InceptionExtractor:
+    """FID Inception-v3 on NHWC images: preprocessing, batched features, canonical weights.
+
+    Attributes:
+        net: the FIDInceptionV3 module.
+        extractor_id: "inception-v3-fid-2015-12-05" with the official weights, otherwise that
+            id with a [label] suffix, so features of other weights are never mixed up with it.
+    """
+
+    backend_name = "torch"
+
+    def __init__(self):
+        self.net = FIDInceptionV3()
+        state = self.net.state_dict(keep_vars=True)
+        self._tensors = {name: (state[spec.torch_key(name)], kind) for name, kind, _ in spec.layout()}
+        self.extractor_id = spec.extractor_id(None, "uninitialised")
+
+    # -- weights ------------------------------------------------------------------------
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Canonical weights (float32 NumPy, channels-last; docs/weights.md)."""
+        return {name: to_canonical(t, kind) for name, (t, kind) in self._tensors.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray], label: str = "custom",
+                    sha256: str | None = None) -> None:
+        """Load canonical weights; `label`/`sha256` name their origin in `extractor_id`."""
+        check_weights(weights, spec.weight_shapes(), "FID Inception")
+        for name, (t, kind) in self._tensors.items():
+            assign(t, kind, weights[name])
+        self.extractor_id = spec.extractor_id(sha256, label)
+
+    def init_random(self, seed: int = 0) -> None:
+        """The seeded NumPy random weights of `models.inception.init_random` (tests only)."""
+        self.set_weights(spec.init_random(seed), label=f"random:seed={seed}")
+
+    def load_fid_weights(self, path: str | os.PathLike | None = None, **find) -> Path:
+        """Load pytorch-fid weights: a .pth (torch.load, weights_only=True) or a canonical .npz.
+
+        Args:
+            path: the file; None: `find_inception_weights(**find)` (verified, maybe downloaded).
+            **find: weights_dir=..., download=... for the search.
+
+        Returns:
+            The file read.
+        """
+        path = Path(path) if path is not None else spec.find_inception_weights(**find)
+        weights, sha = read_fid_weights(path)
+        self.set_weights(weights, label=f"file:{path.name}", sha256=sha)
+        return path
+
+    # -- images -------------------------------------------------------------------------
+    def preprocess(self, images: np.ndarray) -> torch.Tensor:
+        """NHWC uint8 (or float in [0, 1]) -> (N, 3, 299, 299) float32 in [-1, 1], as pytorch-fid:
+        bilinear resize (align_corners=False, no antialiasing), then 2x - 1."""
+        x = torch.from_numpy(spec.as_unit_images(images)).permute(0, 3, 1, 2)  # (N, 3, H, W)
+        x = resize_bilinear(x, spec.INPUT_SIZE)                               # (N, 3, 299, 299)
+        return 2.0 * x - 1.0
+
+    @torch.inference_mode()
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, 299, 299) -> pool3 (N, 2048), logits (N, 1008)."""
+        pool3 = self.net(x)
+        return pool3, self.net.fc(pool3)
+
+    def features_and_logits(self, images: np.ndarray, batch_size: int = 50, unbiased: bool = False
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """pool3 features (N, 2048) and fc logits (N, 1008), float32, computed batch by batch.
+
+        unbiased=True leaves out the fc bias, as the original Inception Score code (which
+        multiplies pool3 by the softmax weights only) and torchmetrics' default do.
+        """
+        n = len(images)
+        feats = np.empty((n, spec.FEATURE_DIM), np.float32)
+        logits = np.empty((n, spec.NUM_CLASSES), np.float32)
+        for s in spec.batches(n, batch_size):
+            pool3, fc = self._forward(self.preprocess(images[s]))             # (b, 2048), (b, 1008)
+            feats[s], logits[s] = pool3.numpy(), fc.numpy()
+        if unbiased:
+            logits -= np.asarray(self.net.fc.bias.numpy(), np.float32)       # (1008,)
+        return feats, logits
+
+    def features(self, images: np.ndarray, batch_size: int = 50) -> np.ndarray:
+        """pool3 features (N, 2048) float32 of NHWC images (uint8, or float in [0, 1]).
+
+        Example:
+            >>> ext.features(np.zeros((4, 32, 32, 3), np.uint8), batch_size=2).shape
+            (4, 2048)
+        """
+        return self.features_and_logits(images, batch_size)[0]
+
+    def logits(self, images: np.ndarray, batch_size: int = 50, unbiased: bool = False) -> np.ndarray:
+        """fc logits (N, 1008) float32, for the Inception Score (see `features_and_logits`)."""
+        return self.features_and_logits(images, batch_size, unbiased)[1]
+
+
+def build(weights: str | os.PathLike | None = "fid", seed: int = 0, **find) -> InceptionExtractor:
+    """An extractor with `weights`: "fid" (search, verify, maybe download the official file),
+    "random" (seeded `init_random`), or the path of a .pth / canonical .npz."""
+    ext = InceptionExtractor()
+    if weights == "random":
+        ext.init_random(seed)
+    elif weights is not None:
+        ext.load_fid_weights(None if weights == "fid" else weights, **find)
+    return ext
