@@ -10,6 +10,9 @@ docs/weights.md): channels-last, Keras-style kernels.
     bn     gamma, beta, moving_mean, moving_variance, each (channels,)
     embed  embeddings (classes, dim)  torch Embedding weight        (classes, dim)
 
+Parameter-free kinds: relu, lrelu, tanh, reshape, flatten, maxpool (kernel x kernel window,
+`stride`, no padding) and gap (global average pool: (N, H, W, C) -> (N, C)).
+
 Layers with `same=True` follow TensorFlow's 'same' padding exactly, including its
 asymmetric split (more padding after than before), which PyTorch has no flag for.
 """
@@ -29,10 +32,12 @@ class Layer:
     Attributes:
         name: canonical layer name, unique within its network (e.g. "convt0").
         kind: "conv", "convt", "dense", "bn", "relu", "lrelu", "tanh", "reshape", "flatten",
-            or "embed" (a label embedding; it reads the labels, not the running tensor).
+            "maxpool", "gap", or "embed" (a label embedding; it reads the labels, not the
+            running tensor).
         in_ch, out_ch: channels (features for dense).
         kernel, stride, padding: torch-style integers; padding 1 with kernel 4 and stride 2
-            is TF's 'same' (total padding 2, split 1/1), padding 0 is 'valid'.
+            is TF's 'same' (total padding 2, split 1/1), as is padding (kernel - 1) / 2 with
+            an odd kernel and stride 1; padding 0 is 'valid'.
         bias: whether the layer has a bias vector.
         alpha: negative slope of a leaky ReLU.
         same: TF 'same' padding (conv: output ceil(in / stride); convt: output in * stride);

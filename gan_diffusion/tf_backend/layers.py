@@ -24,6 +24,8 @@ def _padding(layer: Layer) -> str:
         return "valid"
     if (layer.kernel, layer.stride, layer.padding) == (4, 2, 1):
         return "same"
+    if layer.stride == 1 and layer.kernel % 2 == 1 and layer.padding == (layer.kernel - 1) // 2:
+        return "same"  # odd kernel, stride 1: TF pads (k - 1) / 2 on both sides, as torch
     raise ValueError(f"layer {layer.name}: padding {layer.padding} with kernel {layer.kernel} "
                      f"and stride {layer.stride} has no exact Keras equivalent here")
 
@@ -70,6 +72,10 @@ def make_layer(layer: Layer, bn_momentum: float, bn_eps: float, dtype: str = "fl
         return LeakyReLU(layer.alpha, name=name, **kw)
     if layer.kind == "tanh":
         return keras.layers.Activation("tanh", name=name, **kw)
+    if layer.kind == "maxpool":
+        return keras.layers.MaxPooling2D(k, s, "valid", name=name, **kw)
+    if layer.kind == "gap":
+        return keras.layers.GlobalAveragePooling2D(name=name, **kw)
     raise ValueError(f"unknown layer kind {layer.kind!r}")
 
 

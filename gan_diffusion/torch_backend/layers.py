@@ -88,6 +88,13 @@ class FlattenHWC(nn.Module):
         return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
 
 
+class GlobalAvgPool(nn.Module):
+    """(N, C, H, W) -> (N, C): mean over the spatial axes (Keras' GlobalAveragePooling2D)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
 def make_layer(layer: Layer, bn_momentum: float, bn_eps: float) -> nn.Module:
     """The torch module of one plan layer."""
     k, s, p, b = layer.kernel, layer.stride, layer.padding, layer.bias
@@ -115,6 +122,10 @@ def make_layer(layer: Layer, bn_momentum: float, bn_eps: float) -> nn.Module:
         return nn.LeakyReLU(layer.alpha)
     if layer.kind == "tanh":
         return nn.Tanh()
+    if layer.kind == "maxpool":
+        return nn.MaxPool2d(k, s)
+    if layer.kind == "gap":
+        return GlobalAvgPool()
     raise ValueError(f"unknown layer kind {layer.kind!r}")
 
 
