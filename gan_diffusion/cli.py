@@ -1,4 +1,4 @@
-"""Command line: `gan-diffusion train | sample | info` (also `python -m gan_diffusion`).
+"""Command line: `gan-diffusion train | sample | info | fid | fid-stats` (also `python -m gan_diffusion`).
 
 Model defaults come from the typed configs (one table for the API and the CLI); flags
 left unset keep those defaults. Every run folder holds config.json (the full record:
@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="backends, models, datasets and data dir")
     i.add_argument("--data-dir", default=None)
     i.set_defaults(func=cmd_info)
+
+    from gan_diffusion.metrics.commands import add_parsers as add_metric_parsers
+    add_metric_parsers(sub)  # fid, fid-stats (gan_diffusion/metrics/commands.py)
     return p
 
 

@@ -73,6 +73,8 @@ class FeatureStats:
         extractor: id of the feature extractor (statistics from different extractors or
             preprocessing must not be compared).
         preprocessing: free-form description of resizing/normalisation before extraction.
+        source: what the features were computed from (e.g. "mnist train split, 60000 images
+            from /data/mnist"); informational, not compared.
 
     Example:
         >>> st = FeatureStats.from_features(feats, extractor="inception-v3-pool3")
@@ -84,6 +86,7 @@ class FeatureStats:
     n: int
     extractor: str = ""
     preprocessing: str = ""
+    source: str = ""
 
     def __post_init__(self) -> None:
         self.mu, self.sigma = _check_pair(self.mu, self.sigma, "mu", "sigma")
@@ -95,11 +98,11 @@ class FeatureStats:
 
     @classmethod
     def from_features(cls, features, extractor: str = "", preprocessing: str = "",
-                      name: str = "features") -> FeatureStats:
+                      name: str = "features", source: str = "") -> FeatureStats:
         """Fit mean and covariance to `features` (N, D); warns when N <= D."""
         x = as_features(features, name, min_rows=2)       # (N, D)
         mu, sigma = _fit_gaussian(x, name, stacklevel=3)
-        return cls(mu, sigma, x.shape[0], extractor, preprocessing)
+        return cls(mu, sigma, x.shape[0], extractor, preprocessing, source)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write to `path` as .npz (no pickled objects), atomically: a temporary file in the
@@ -107,7 +110,7 @@ class FeatureStats:
         with atomic_open(path, "wb") as f:
             np.savez(f, mu=self.mu, sigma=self.sigma, n=np.int64(self.n),
                      extractor=np.str_(self.extractor),
-                     preprocessing=np.str_(self.preprocessing),
+                     preprocessing=np.str_(self.preprocessing), source=np.str_(self.source),
                      format=np.str_(STATS_FORMAT))
 
     @classmethod
@@ -121,8 +124,9 @@ class FeatureStats:
                     raise MetricInputError(
                         f"{path} is not a FeatureStats file (format {fmt!r}, expected "
                         f"{STATS_FORMAT!r}); write it with FeatureStats.save")
+                source = str(z["source"][()]) if "source" in z.files else ""
                 return cls(z["mu"], z["sigma"], int(z["n"][()]), str(z["extractor"][()]),
-                           str(z["preprocessing"][()]))
+                           str(z["preprocessing"][()]), source)
         except (MetricInputError, FileNotFoundError):
             raise
         except (OSError, KeyError, ValueError) as e:   # corrupt, truncated, fields missing

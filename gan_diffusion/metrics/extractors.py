@@ -1,0 +1,223 @@
+"""Name-keyed feature extractors and the one table of metric defaults (API and CLI).
+
+    name          label           network                                  images        features
+    inception     Inception       FID Inception-v3 (2015-12-05 TF graph)   any size      pool3 (2048)
+    lenet-mnist   LeNet(MNIST)    shipped LeNet trained on MNIST           28x28 grey    fc (128)
+    cnn-cifar10   CNN(CIFAR-10)   shipped CNN trained on CIFAR-10 JPEG     32x32 RGB     pooled (192)
+
+Scores are named after the extractor: "FID" only for Inception; "FID-LeNet(MNIST)" and
+"FID-CNN(CIFAR-10)" for the offline networks, whose numbers are not comparable with
+Inception FIDs (or with each other). `extractor="auto"` picks Inception when its weight file
+is already on disk (never downloading), else the offline network for the image shape.
+
+Nothing here imports TensorFlow or PyTorch: `load_extractor` imports the backend module on use.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from gan_diffusion.errors import ConfigError, UnknownNameError
+from gan_diffusion.models import classifiers as clf_spec
+from gan_diffusion.models import inception as inc_spec
+
+# One table of defaults, read by gan_diffusion.metrics.api and the `fid` / `fid-stats` CLI.
+DEFAULTS: dict[str, Any] = {
+    "extractor": "auto",
+    "backend": None,          # None: torch if installed, else tf (see default_backend)
+    "batch_size": None,       # None: the extractor's own (below)
+    "split": "train",         # reference split of a dataset name ("mnist" = "mnist:train")
+    "kid_subsets": 100,       # KID: subsets (torch-fidelity's default)
+    "kid_subset_size": 1000,  # KID: samples per subset (clipped to the set sizes, with a warning)
+    "kid_seed": 0,
+    "isc_splits": 10,         # Inception Score: splits
+    "prc_k": 3,               # precision/recall: k-th neighbour (Kynkaanniemi et al.)
+}
+
+
+@dataclass(frozen=True)
+class ExtractorEntry:
+    """One registered feature extractor.
+
+    Attributes:
+        name: registry name (what `extractor=` and `--extractor` take).
+        label: how scores are named: "FID" for Inception, else "FID-<label>".
+        module: backend module with `build(...)` (gan_diffusion.<backend>_backend.<module>).
+        id_prefix: what its extractor ids start with (to recognise statistics files).
+        dataset: the dataset it was trained on / is meant for (None: any).
+        image_shape: the (H, W, C) it takes (None: any size, 1 or 3 channels).
+        feature_dim: length of a feature vector.
+        batch_size: default batch size for extraction.
+        preprocessing: what happens to images before the network (stored with statistics).
+        description: one line for listings and reports.
+    """
+
+    name: str
+    label: str
+    module: str
+    id_prefix: str
+    dataset: str | None
+    image_shape: tuple[int, int, int] | None
+    feature_dim: int
+    batch_size: int
+    preprocessing: str
+    description: str
+
+    def score_name(self, metric: str) -> str:
+        """"FID" / "KID" / "IS" / "precision" for Inception, "FID-LeNet(MNIST)" etc. otherwise."""
+        base = {"fid": "FID", "kid": "KID", "is": "IS"}.get(metric, metric)
+        return base if self.name == "inception" else f"{base}-{self.label}"
+
+    @property
+    def expected_id(self) -> str:
+        """The extractor id its default weights give (without building it): the official
+        Inception id, or "<name>@<sha256 prefix>" of the shipped classifier weights."""
+        if self.name == "inception":
+            return inc_spec.EXTRACTOR_ID
+        spec = clf_spec.get_classifier(self.name)
+        return clf_spec.extractor_id(spec, spec.weights_sha256, "shipped")
+
+    def build(self, backend: str) -> Any:
+        """Build the extractor object in `backend` ("tf" or "torch") with its weights."""
+        module = importlib.import_module(f"gan_diffusion.{backend}_backend.{self.module}")
+        if self.name == "inception":
+            return module.build("fid")
+        return module.build(self.name, "shipped")
+
+
+def _classifier_entry(name: str, batch_size: int) -> ExtractorEntry:
+    spec = clf_spec.get_classifier(name)
+    return ExtractorEntry(
+        name, spec.label, "classifiers", spec.name, spec.dataset, spec.image_shape,
+        spec.feature_dim, batch_size, spec.preprocessing,
+        f"{spec.label}: the project's own {spec.dataset} classifier (shipped weights), "
+        f"{spec.feature_dim} penultimate features; not comparable with Inception FID")
+
+
+EXTRACTORS: dict[str, ExtractorEntry] = {
+    "inception": ExtractorEntry(
+        "inception", "Inception", "inception", inc_spec.EXTRACTOR_ID, None, None,
+        inc_spec.FEATURE_DIM, 50,
+        "HxWx{1,3} -> [0,1] -> bilinear 299x299 (align_corners=False) -> 2x-1",
+        "FID Inception-v3 (pytorch-fid's port of the 2015-12-05 TF graph), pool3 features; "
+        "needs pt_inception-2015-12-05-6726825d.pth"),
+    "lenet-mnist": _classifier_entry("lenet-mnist", 1000),
+    "cnn-cifar10": _classifier_entry("cnn-cifar10", 500),
+}
+
+# Offline extractor per image shape, for extractor="auto" without the Inception weights.
+AUTO_BY_SHAPE = {(28, 28, 1): "lenet-mnist", (32, 32, 3): "cnn-cifar10"}
+# Image shapes of dataset names (to pick an extractor without loading the data).
+DATASET_SHAPES = {"mnist": (28, 28, 1), "digits": (28, 28, 1), "cifar10": (32, 32, 3)}
+
+
+def get_extractor_entry(name: str) -> ExtractorEntry:
+    """The registered extractor `name`; UnknownNameError lists the valid ones (and "auto")."""
+    if name not in EXTRACTORS:
+        raise UnknownNameError("extractor", name, [*EXTRACTORS, "auto"])
+    return EXTRACTORS[name]
+
+
+def entry_for_id(extractor_id: str) -> ExtractorEntry | None:
+    """The entry whose ids start like `extractor_id` (from a statistics file), or None."""
+    for entry in EXTRACTORS.values():
+        if extractor_id.startswith(entry.id_prefix):
+            return entry
+    return None
+
+
+def inception_weights_present() -> bool:
+    """Whether the official FID Inception weight file is on disk (searched, never downloaded;
+    a file with the wrong checksum counts as absent)."""
+    try:
+        inc_spec.find_inception_weights(download=False)
+    except inc_spec.PretrainedWeightsError:
+        return False
+    return True
+
+
+def auto_extractor(image_shape: tuple[int, ...] | None) -> ExtractorEntry:
+    """extractor="auto": Inception when its weights are present, else the offline network for
+    the image shape (28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10).
+
+    Raises:
+        ConfigError: no Inception weights and no offline network for this shape.
+    """
+    if inception_weights_present():
+        return EXTRACTORS["inception"]
+    shape = tuple(image_shape) if image_shape is not None else None
+    if shape in AUTO_BY_SHAPE:
+        return EXTRACTORS[AUTO_BY_SHAPE[shape]]
+    what = "these inputs" if shape is None else f"{'x'.join(map(str, shape))} images"
+    raise ConfigError(
+        f"extractor='auto' found no FID Inception weights ({inc_spec.WEIGHTS_FILE}; looked in: "
+        f"{', '.join(map(str, inc_spec.search_dirs()))}) and there is no offline extractor for "
+        f"{what} (offline ones: 28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10). Put the "
+        f"weights file in ${inc_spec.WEIGHTS_DIR_ENV} or the torch hub cache (from "
+        f"{inc_spec.WEIGHTS_URL}), or pass an explicit extractor= / --extractor")
+
+
+def default_backend() -> str:
+    """The backend for feature extraction when none is given: torch if installed, else tf.
+
+    torch first because it is the faster of the two for these CNNs on CPU, and it reads the
+    Inception .pth directly; the features agree between backends to ~1e-6 relative
+    (tests/test_classifiers.py, tests/test_inception.py), so scores do not depend on the choice.
+    """
+    from gan_diffusion.backends import available_backends
+
+    found = available_backends()
+    for name in ("torch", "tf"):
+        if name in found:
+            return name
+    from gan_diffusion.errors import BackendNotAvailableError
+
+    raise BackendNotAvailableError(
+        "feature extraction needs torch or tensorflow, and neither is installed; install one "
+        "with pip install 'gan_diffusion[torch]' (or '[tf]'), or pass precomputed statistics (.npz)")
+
+
+_LOADED: dict[tuple[str, str], Any] = {}
+
+
+def backend_name(backend: str | None) -> str:
+    """Canonical backend name ("tf"/"torch") of an alias, or `default_backend()` for None."""
+    from gan_diffusion.backends import canonical_backend_name
+
+    return canonical_backend_name(backend) if backend else default_backend()
+
+
+def load_extractor(name: str, backend: str | None = None) -> tuple[Any, str]:
+    """The extractor object `name` in `backend` (built once per process), and the backend name.
+
+    Example:
+        >>> ext, be = load_extractor("lenet-mnist")          # torch if installed
+        >>> ext.features(images).shape, ext.extractor_id      # ((N, 128), 'lenet-mnist@...')
+    """
+    from gan_diffusion.backends import get_backend
+
+    entry = get_extractor_entry(name)
+    be = backend_name(backend)
+    get_backend(be)  # clear BackendNotAvailableError when the framework is missing
+    key = (entry.name, be)
+    if key not in _LOADED:
+        _LOADED[key] = entry.build(be)
+    return _LOADED[key], be
+
+
+def check_shape(entry: ExtractorEntry, image_shape: tuple[int, ...], what: str) -> None:
+    """ConfigError unless `entry` accepts images of `image_shape` (naming the fix)."""
+    shape = tuple(int(v) for v in image_shape)
+    if entry.image_shape is None:
+        if len(shape) != 3 or shape[-1] not in (1, 3):
+            raise ConfigError(f"{what}: the {entry.name} extractor takes HxWx1 or HxWx3 images, "
+                              f"got {shape}")
+        return
+    if shape != tuple(entry.image_shape):
+        hint = AUTO_BY_SHAPE.get(shape)
+        raise ConfigError(
+            f"{what} are {'x'.join(map(str, shape))} images, but the {entry.name} extractor takes "
+            f"{'x'.join(map(str, entry.image_shape))} ({entry.dataset}) only and does not resize; "
+            + (f"use extractor='{hint}'" if hint else "use extractor='inception' (any size, needs "
+               "its weights)"))
