@@ -6,7 +6,7 @@ full config, versions, machine, threads, per-epoch history, test accuracy and th
 the written weights (pin it in models/classifiers.py). Weights are written atomically.
 
     python scripts/train_feature_nets.py --net lenet-mnist --data-dir DATA [--threads 2]
-    python scripts/train_feature_nets.py --net cnn-cifar10 --data-dir DATA [--epochs 12]
+    python scripts/train_feature_nets.py --net cnn-cifar10 --data-dir DATA [--epochs 30]
     python scripts/train_feature_nets.py --net cnn-cifar10 --limit 5000 --epochs 1 --out /tmp/x.npz
                                                     # time one epoch on a subset first
 
@@ -50,7 +50,7 @@ class TrainConfig:
 
 DEFAULTS = {
     "lenet-mnist": dict(epochs=4, batch_size=128, lr=0.1, pad=2, flip=False),
-    "cnn-cifar10": dict(epochs=12, batch_size=256, lr=0.2, pad=2, flip=True,
+    "cnn-cifar10": dict(epochs=30, batch_size=256, lr=0.2, pad=2, flip=True,
                         label_smoothing=0.1),
 }
 
