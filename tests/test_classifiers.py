@@ -105,11 +105,11 @@ def test_shipped_weights_are_verified_and_agree_across_backends(nets, name):
 
 def test_tampered_or_foreign_weight_files_are_rejected(tmp_path, monkeypatch):
     spec = spec_mod.get_classifier("lenet-mnist")
+    shipped = spec.weights_path
     monkeypatch.setattr(spec_mod, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(spec_mod.ClassifierWeightsError, match="not found.*reinstall"):
         spec_mod.load_weights(spec)
-    shutil.copy(spec_mod.Path(spec_mod.__file__).parent.parent / "weights" / spec.weights_file,
-                tmp_path / spec.weights_file)
+    shutil.copy(shipped, tmp_path / spec.weights_file)
     spec_mod.load_weights(spec)                                         # intact copy: accepted
     with open(tmp_path / spec.weights_file, "r+b") as f:               # flip one byte
         f.seek(200)

@@ -31,9 +31,11 @@ def figures():
 
 
 def test_real_against_other_real_scores_low(figures):
-    weakest = min(figures["noise"][0][1], figures["blur"][0][1])
-    assert figures["real"] < 0.5 * weakest, figures
-    assert figures["real"] < 0.1 * figures["noise"][-1][1]
+    """Low = below every perturbation, and below a tenth of what a moderate corruption gives
+    (noise of std 32/255, blur of std 1 pixel; both still leave the digits legible)."""
+    noise, blurred = dict(figures["noise"]), dict(figures["blur"])
+    assert figures["real"] < min(min(noise.values()), min(blurred.values())), figures
+    assert figures["real"] < 0.1 * noise[32.0] and figures["real"] < 0.1 * blurred[1.0], figures
 
 
 @pytest.mark.parametrize("kind", ["noise", "blur"])
@@ -43,7 +45,7 @@ def test_score_rises_monotonically_with_the_strength(figures, kind):
 
 
 def test_removing_a_class_scores_worse_than_the_full_set(figures):
-    assert figures["dropped"] > 2 * figures["full"], figures
+    assert figures["dropped"] > 5 * figures["full"], figures
     assert figures["full"] < 2 * figures["real"] + 1e-9   # another full sample: as low as "real"
 
 

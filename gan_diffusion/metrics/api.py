@@ -51,8 +51,9 @@ ImageSource = Union[np.ndarray, str, os.PathLike, FeatureStats]
 
 
 def stats_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Folder of cached reference statistics: `cache_dir`, else $GAN_DIFFUSION_CACHE_DIR,
-    else $XDG_CACHE_HOME/gan_diffusion (~/.cache/gan_diffusion), each + "/fid-stats"."""
+    """Folder of cached reference statistics: `cache_dir` itself when given, else
+    $GAN_DIFFUSION_CACHE_DIR/fid-stats, else $XDG_CACHE_HOME/gan_diffusion/fid-stats
+    (~/.cache/gan_diffusion/fid-stats). Never inside the data dir, which may be read-only."""
     if cache_dir:
         return Path(cache_dir).expanduser()
     base = os.environ.get(CACHE_DIR_ENV)
@@ -72,7 +73,6 @@ class Source:
     images: np.ndarray | None = None           # (N, H, W, C) for "images" (and loaded datasets)
     stats: FeatureStats | None = None
     dataset: tuple[str, str] | None = None     # (name, split)
-    labels: np.ndarray | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int] | None:
@@ -108,8 +108,7 @@ def resolve_source(x: ImageSource, what: str = "images") -> Source:
     path = Path(x).expanduser()
     if path.is_dir():
         ds = load_image_folder(path)
-        return Source("images", f"folder {path} ({len(ds)} images)", images=ds.images,
-                      labels=ds.labels)
+        return Source("images", f"folder {path} ({len(ds)} images)", images=ds.images)
     if path.is_file():
         if path.suffix != ".npz":
             raise MetricInputError(f"{what}: {path} is a file but not a .npz statistics file; "
@@ -118,7 +117,7 @@ def resolve_source(x: ImageSource, what: str = "images") -> Source:
         st = FeatureStats.load(path)
         return Source("stats", f"statistics {path} ({st.n} samples)", stats=st)
     m = _DATASET_RE.match(str(x).lower())
-    names = [d for d in DATASETS]
+    names = list(DATASETS)
     if m and m.group(1) in names:
         name, split = m.group(1), m.group(2) or DEFAULTS["split"]
         return Source("dataset", f"{name} {split} split", dataset=(name, split))
@@ -145,7 +144,7 @@ def _load_dataset_images(src: Source, data_dir, limit: int | None) -> None:
     if src.images is None:
         name, split = src.dataset
         ds = load_dataset(name, split, data_dir=data_dir, limit=limit)
-        src.images, src.labels = ds.images, ds.labels
+        src.images = ds.images
         src.description = f"{ds.description} ({len(ds)} images)"
 
 

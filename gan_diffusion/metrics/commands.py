@@ -11,7 +11,6 @@ table the Python API uses too.
 from __future__ import annotations
 
 import argparse
-import json
 
 from gan_diffusion.metrics.extractors import DEFAULTS, EXTRACTORS
 

@@ -32,7 +32,7 @@ def blur(images: np.ndarray, sigma: float) -> np.ndarray:
 
 def fid_sanity(reference: np.ndarray, test: np.ndarray, test_labels: np.ndarray, n: int,
                extractor: str, backend: str | None = None,
-               noise_sigmas=(4.0, 16.0, 32.0, 64.0), blur_sigmas=(0.5, 1.0, 1.5, 2.0),
+               noise_sigmas=(8.0, 16.0, 32.0, 64.0), blur_sigmas=(0.5, 1.0, 1.5, 2.0),
                drop_class: int | None = None, seed: int = 0) -> dict[str, Any]:
     """FIDs of perturbed and class-dropped test samples against a real reference sample.
 

@@ -147,8 +147,8 @@ def _spec(name, network, label, dataset, shape, plan, weights_file, sha) -> Clas
 
 
 # SHA-256 of the shipped weight files (written by scripts/train_feature_nets.py).
-LENET_MNIST_SHA256 = "53ad85eb52176988c792c3a7f6a69772da50829ad6e0ec1f0bb8c2e156a8eafb"
-CNN_CIFAR10_SHA256 = "b4c7d1a1f661f5c498b19e51084a6b2105b60fe8fdb169e29eb48f40b5dae17b"
+LENET_MNIST_SHA256 = "11170afbe8054ebc605c8537c4ff9ec1f435900b678c84201a56727532a90dec"
+CNN_CIFAR10_SHA256 = "ceb135ea3b60dfaaa0449f5077d20916e860d982655c18b8166ac7b8be684a78"
 
 CLASSIFIERS: dict[str, ClassifierSpec] = {
     s.name: s for s in (
