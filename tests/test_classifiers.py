@@ -182,3 +182,27 @@ def test_shipped_weights_reach_the_accuracy_on_the_real_test_set(nets, name, spl
     print(f"{name}: test accuracy torch {acc['torch']:.4f}, tf {acc['tf']:.4f}")
     assert acc["torch"] >= split_min and acc["tf"] >= split_min, acc
     assert abs(acc["torch"] - acc["tf"]) <= 2e-4                        # at most 2 of 10,000 flip
+
+
+@needs_data
+def test_training_script_is_seeded_and_records_the_run(tmp_path):
+    """Two tiny runs of scripts/train_feature_nets.py with the same seed write identical files."""
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "train_feature_nets.py"
+    shas = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.npz"
+        subprocess.run([sys.executable, str(script), "--net", "lenet-mnist", "--data-dir", DATA_DIR,
+                        "--limit", "384", "--epochs", "1", "--threads", "1", "--out", str(out)],
+                       check=True, capture_output=True, text=True, timeout=600)
+        record = json.loads(out.with_suffix(".json").read_text())
+        assert record["weights"]["sha256"] == spec_mod.sha256_file(out)
+        assert record["config"]["epochs"] == 1 and record["config"]["seed"] == 0
+        assert {"torch", "numpy", "python"} <= set(record["versions"])
+        assert record["machine"]["cpu_count"] >= 1 and len(record["history"]) == 1
+        assert 0 <= record["weights"]["test_accuracy_of_file"] <= 1
+        shas.append(record["weights"]["sha256"])
+    assert shas[0] == shas[1]
+    ptc.build("lenet-mnist", weights=tmp_path / "a.npz")               # loads as "other weights"

@@ -149,3 +149,20 @@ def test_clear_errors(digits, tmp_path):
         metrics.fid(FeatureStats(np.zeros(3), np.eye(3), 10, "vgg16", ""), digits[:20])
     with pytest.raises(DataError, match="MNIST"):
         metrics.fid("mnist:test", digits[:20], data_dir=tmp_path / "empty")
+
+
+def test_inception_through_the_api(monkeypatch):
+    """The Inception path of the API (any image size, unbiased logits over 1008 classes,
+    plain "FID"/"IS" names), with seeded random weights standing in for the real file."""
+    from gan_diffusion.torch_backend import inception as pti
+
+    monkeypatch.setitem(ex._LOADED, ("inception", "torch"), pti.build("random", seed=0))
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    with pytest.warns(metrics.FewSamplesWarning):
+        out = metrics.compute_metrics(a, b, extractor="inception", isc=True, isc_splits=2)
+    assert out["fid"].name == "FID" and out["is"].name == "IS"
+    assert out["fid"].extractor == f"{inc_spec.EXTRACTOR_ID}[random:seed=0]"
+    assert out["fid"].params["dim"] == 2048 and out["is"].params["classes"] == 1008
+    assert out["fid"].value > 0 and 1 <= out["is"].value
