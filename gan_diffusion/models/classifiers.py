@@ -18,7 +18,7 @@ walking the same plans (models/plan.py), so layer names, order and canonical wei
 
 (the CIFAR blocks are conv, pool, BN, ReLU, conv, BN, ReLU, as in Keller Jordan's airbench:
 pooling before BatchNorm makes the BatchNorms 4x cheaper; the stem has no BatchNorm for the
-same reason. ~63 MFLOP per image, 0.52 M parameters.)
+same reason. ~64 MFLOP per image, 0.52 M weights.)
 Canonical names: "<network>/<layer>/<param>", e.g. "lenet/conv0/kernel" (5, 5, 1, 16),
 "cifar_cnn/logits/bias" (10,); see docs/weights.md.
 
