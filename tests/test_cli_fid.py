@@ -51,7 +51,8 @@ def test_fid_between_folders_with_kid_and_json(folders):
     expected = fid(images[:300], images[300:600], extractor="lenet-mnist").value
     assert scores["fid"]["value"] == pytest.approx(expected, rel=1e-6)
     assert f"{scores['fid']['value']:.6g}" in fid_line
-    assert "real (lenet-mnist, torch)" in out.stderr and "300/300" in out.stderr  # tqdm bars
+    for role in ("real", "fake"):                                       # the tqdm bars
+        assert f"{role} (lenet-mnist, torch): 100%" in out.stderr and "300/300" in out.stderr
 
 
 def test_fid_stats_then_fid_against_the_file(folders):

@@ -227,6 +227,7 @@ def extract(images: np.ndarray, extractor: str = "auto", backend: str | None = N
             feats.append(f)
             logits.append(l)
             bar.update(len(chunk))
+        bar.refresh()  # show the final count even when the run was faster than tqdm's interval
     return (np.concatenate(feats), np.concatenate(logits), ext.extractor_id, entry, be)
 
 
