@@ -4,7 +4,9 @@ Model defaults come from the typed configs (one table for the API and the CLI); 
 left unset keep those defaults. Every run folder holds config.json (the full record:
 options, model config, versions, seed, threads, machine), history.json, train.log,
 samples/epoch_NNNN.png and checkpoints/latest.npz. `train --rerun RUN/config.json` repeats
-a recorded run.
+a recorded run. A VAE run also writes eval.json (negative ELBO, bits/dim, PSNR and SSIM on
+held-out images after every epoch), reconstructions.png, interpolations.png and, for
+latent_dim 2, manifold.png and latent_scatter.png (docs/vae.md).
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from typing import Any
 from gan_diffusion.errors import GanDiffusionError
 
 GRID_SEED, GRID_N = 0, 64
+VAE_EVAL_MAX = 10000          # images the VAE is evaluated on after every epoch
+VAE_MANIFOLD_N, VAE_MANIFOLD_SCALE = 21, 2.0   # latent_dim 2: 21 x 21 decodes of z in [-2, 2]^2
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
@@ -40,6 +44,48 @@ def _train_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in keys}
 
 
+def _vae_eval_data(args: argparse.Namespace, data: Any) -> tuple[Any, str]:
+    """What a VAE run is evaluated on after every epoch: the test split of mnist/cifar10
+    (at most VAE_EVAL_MAX images), else the first VAE_EVAL_MAX training images."""
+    from gan_diffusion.data import DataError, load_dataset
+
+    if args.split == "train" and str(args.dataset).lower() in ("mnist", "cifar10"):
+        try:
+            return load_dataset(args.dataset, split="test", data_dir=args.data_dir,
+                                image_size=args.image_size, limit=VAE_EVAL_MAX), "test"
+        except DataError as exc:
+            print(f"no test split to evaluate on ({exc}); evaluating on training images")
+    return data.subset(VAE_EVAL_MAX), "train"
+
+
+def _vae_figures(model: Any, out: Path, data: Any) -> list[Path]:
+    """Reconstructions, interpolations and, for latent_dim 2, the latent manifold and the
+    latent scatter of `data` (the evaluation images), written into the run folder."""
+    import numpy as np
+
+    from gan_diffusion.utils.images import save_grid
+    from gan_diffusion.utils.latent_plots import save_latent_scatter, save_manifold
+
+    x = data.images[:32]
+    y = data.labels[:32] if model.num_classes else None
+    recon = model.reconstruct(x, y)
+    pairs = np.concatenate([x[:16], recon[:16], x[16:32], recon[16:32]])  # rows: x, recon, x, recon
+    written = [out / "reconstructions.png", out / "interpolations.png"]
+    save_grid(written[0], pairs, 16)
+    paths = [model.interpolate(data.images[2 * i], data.images[2 * i + 1], 10,
+                               None if y is None else (y[2 * i], y[2 * i + 1])) for i in range(4)]
+    save_grid(written[1], np.concatenate(paths), 10)
+    if model.config.latent_dim == 2 and not model.num_classes:
+        written.append(out / "manifold.png")
+        save_manifold(written[-1], *model.manifold(VAE_MANIFOLD_N, VAE_MANIFOLD_SCALE),
+                      title=f"decoded z, epoch {model.epoch}")
+        if data.labels is not None:
+            written.append(out / "latent_scatter.png")
+            save_latent_scatter(written[-1], model.latent_means(data), data.labels,
+                                title=f"z_mean of {len(data)} {data.name} images, epoch {model.epoch}")
+    return written
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from gan_diffusion.backends import get_backend
     from gan_diffusion.data import load_dataset, resolve_data_dir
@@ -48,6 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gan_diffusion.runinfo import run_info
     from gan_diffusion.utils.images import save_grid
     from gan_diffusion.utils.io import atomic_write_json
+    from gan_diffusion.vae_base import VAEBase
 
     if args.rerun:
         recorded = json.loads(Path(args.rerun).read_text())["options"]
@@ -88,6 +135,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if (out / "history.json").exists():
             history = History.load(out / "history.json")
 
+    eval_data, eval_split, evals = None, "", []
+    if isinstance(model, VAEBase):  # negative ELBO, PSNR, SSIM on held-out images every epoch
+        eval_data, eval_split = _vae_eval_data(args, data)
+        if args.resume and (out / "eval.json").exists():
+            evals = json.loads((out / "eval.json").read_text())["epochs"]
+
     record = {"model": args.model, "model_config": config.to_dict(), "options": _train_options(args),
               "data": {"name": data.name, "description": data.description, "size": len(data),
                        "image_shape": list(data.image_shape),
@@ -108,6 +161,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         history.append(stats)
         history.save(out / "history.json")
         line = stats.log_line(args.epochs)
+        if eval_data is not None:
+            ev = m.evaluate(eval_data)
+            evals.append({"epoch": stats.epoch, **ev})
+            atomic_write_json(out / "eval.json", {"split": eval_split, "images": len(eval_data),
+                                                  "epochs": evals})
+            line += (f"  | {eval_split} neg_elbo {ev['neg_elbo']:.4f}  bpd {ev['bpd']:.4f}  "
+                     f"psnr {ev['psnr']:.2f}  ssim {ev['ssim']:.4f}")
         print(line, flush=True)
         log.write(line + "\n")
         log.flush()
@@ -119,6 +179,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"nothing to do: {out} already has {model.epoch} epoch(s)")
     finally:
         log.close()
+    if eval_data is not None:
+        written = _vae_figures(model, out, eval_data)
+        print(f"wrote {', '.join(p.name for p in written)} ({eval_split} images) to {out}")
     return 0
 
 
@@ -188,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     t.add_argument("--compile", action="store_true", help="torch.compile the networks (torch)")
-    t.add_argument("--conditional", action="store_true", help="class-conditional GAN: condition on "
-                   "the dataset's labels (sets num_classes)")
+    t.add_argument("--conditional", action="store_true", help="class-conditional model (GANs, VAE): "
+                   "condition on the dataset's labels (sets num_classes)")
     t.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
                    help="optimizer of both networks (default: the model's, Adam); its other "
                    "settings via --set momentum=0.9 etc.")

@@ -9,6 +9,8 @@ import numpy as np
 
 STREAMS = {"latent": 1, "sample": 2, "label": 3, "interp": 4, "timestep": 5, "diffusion": 6,
            "latent_g": 7}
+STREAMS.update({"reparam": 8, "reparam_eval": 9})  # VAE eps: training steps, evaluation batches
+assert len(set(STREAMS.values())) == len(STREAMS), "noise stream ids must be unique"
 
 
 def rng_for(seed: int, stream: str, step: int = 0) -> np.random.Generator:

@@ -85,7 +85,7 @@ def step_errors(a: Any, b: Any, batches: list[tuple]) -> dict[str, float]:
             "optimizer_state": max_abs_diff(a.optimizer_state(), b.optimizer_state())[0]}
 
 
-def one_step(a: Any, b: Any, x: np.ndarray, z: np.ndarray, tol: float = 1e-4,
+def one_step(a: Any, b: Any, x: np.ndarray, z: np.ndarray | None, tol: float = 1e-4,
              tiny: float = 1e-6, labels: np.ndarray | None = None, **noise: np.ndarray
              ) -> dict[str, Any]:
     """One training step of `a` and `b` from the same state, compared.
@@ -102,7 +102,9 @@ def one_step(a: Any, b: Any, x: np.ndarray, z: np.ndarray, tol: float = 1e-4,
     framework and -lr in the other.
 
     Args:
-        labels, **noise: passed to `train_step` (e.g. WGAN-GP's eps and z_g).
+        z: the GANs' latent noise, passed as `z=`; None for a model without it (the VAE,
+            whose noise is `eps=`).
+        labels, **noise: passed to `train_step` (e.g. WGAN-GP's eps and z_g, the VAE's eps).
 
     Returns:
         {"losses": max abs loss difference, "weights": max abs weight difference over the
@@ -116,8 +118,10 @@ def one_step(a: Any, b: Any, x: np.ndarray, z: np.ndarray, tol: float = 1e-4,
     b.set_weights(a.get_weights())
     b.load_optimizer_state(a.optimizer_state())
     before, state_before = a.get_weights(), a.optimizer_state()
-    la = a.train_step(x, labels, z=z, **noise)
-    lb = b.train_step(x, labels, z=z, **noise)
+    if z is not None:
+        noise = {"z": z, **noise}
+    la = a.train_step(x, labels, **noise)
+    lb = b.train_step(x, labels, **noise)
     wa, wb = a.get_weights(), b.get_weights()
     oa, ob = a.optimizer_state(), b.optimizer_state()
     out = {"losses": max(abs(la[k] - lb[k]) for k in la), "weights": 0.0, "gradients": 0.0,

@@ -11,6 +11,7 @@ from typing import Any
 from gan_diffusion.configs import Config
 from gan_diffusion.errors import UnknownNameError
 from gan_diffusion.models.dcgan import DCGANConfig
+from gan_diffusion.models.vae import VAEConfig
 from gan_diffusion.models.wgan_gp import WGANGPConfig
 
 
@@ -59,3 +60,5 @@ register(ModelSpec("dcgan", DCGANConfig, "dcgan",
                    "DCGAN (Radford et al. 2015), the PyTorch DCGAN-tutorial architecture"))
 register(ModelSpec("wgan-gp", WGANGPConfig, "wgan_gp",
                    "WGAN-GP (Gulrajani et al. 2017), the comparison slides' Keras generator"))
+register(ModelSpec("vae", VAEConfig, "vae",
+                   "VAE (Kingma & Welling 2014), the Keras example's convolutional architecture"))
