@@ -11,6 +11,7 @@ from typing import Any
 from gan_diffusion.configs import Config
 from gan_diffusion.errors import UnknownNameError
 from gan_diffusion.models.dcgan import DCGANConfig
+from gan_diffusion.models.ddpm import DDPMConfig
 from gan_diffusion.models.wgan_gp import WGANGPConfig
 
 
@@ -59,3 +60,5 @@ register(ModelSpec("dcgan", DCGANConfig, "dcgan",
                    "DCGAN (Radford et al. 2015), the PyTorch DCGAN-tutorial architecture"))
 register(ModelSpec("wgan-gp", WGANGPConfig, "wgan_gp",
                    "WGAN-GP (Gulrajani et al. 2017), the comparison slides' Keras generator"))
+register(ModelSpec("ddpm", DDPMConfig, "ddpm",
+                   "DDPM (Ho et al. 2020) with a U-Net, DDPM/DDIM samplers, classifier-free guidance"))
