@@ -69,7 +69,7 @@ def test_adapter_matches_the_network_and_gives_a_training_loss(unet):
     z = noise.normal(0, "diffusion", 0, x.shape)
     loss = predict.loss(x0, t, z, schedule)
     expected = np.mean((predict(schedule.q_sample(x0, t, z), t) - z) ** 2)
-    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
     loss.backward()                                         # differentiable: trainable with any optimizer
     assert unet.conv_out.weight.grad is not None and unet.conv_out.weight.grad.abs().max() > 0
     unet.zero_grad(set_to_none=True)

@@ -38,7 +38,7 @@ class DDPM(DiffusionModelBase):
         self.set_weights(init_unet(config, config.seed))
         self._ema_pairs = [(self._tensors["ema"][k][0], w) for k, (w, _) in self._tensors["unet"].items()]
         self._step = tf.function(self._step_impl, reduce_retracing=True)      # graph mode, not eager
-        self._predict = tf.function(self._predict_impl, reduce_retracing=True)
+        self.network_call = tf.function(self._predict_impl, reduce_retracing=True)  # tensors in/out
 
     def weight_shapes(self) -> dict:
         return ddpm_weight_shapes(self.config)
@@ -71,7 +71,7 @@ class DDPM(DiffusionModelBase):
         if self.num_classes and labels is None:
             raise ValueError("this conditional ddpm needs labels (the null class is num_classes)")
         f = timestep_features(t, self.config.base_channels, self.config.dtype)  # (N, ch)
-        return self.to_numpy(self._predict(self.nhwc(x), self.tensor(f), self.labels(labels), ema))
+        return self.to_numpy(self.network_call(self.nhwc(x), self.tensor(f), self.labels(labels), ema))
 
     def _predict_impl(self, x: tf.Tensor, f: tf.Tensor, y: tf.Tensor | None, ema: bool):
         return (self.ema if ema else self.unet)(x, f, y, training=False)

@@ -39,6 +39,7 @@ class DDPM(DiffusionModelBase):
         self.set_weights(init_unet(config, config.seed))
         self._ema_pairs = [(self._tensors["ema"][k][0], w) for k, (w, _) in self._tensors["unet"].items()]
         self._unet = torch.compile(self.unet) if config.compile else self.unet
+        self.network_call = self._predict_impl                                 # tensors in/out
         self.unet.train()
         self.ema.eval()
 
@@ -74,7 +75,7 @@ class DDPM(DiffusionModelBase):
         if self.num_classes and labels is None:
             raise ValueError("this conditional ddpm needs labels (the null class is num_classes)")
         f = timestep_features(t, self.config.base_channels, self.config.dtype)  # (N, ch)
-        return self.to_numpy(self._predict_impl(self.nhwc(x), self.tensor(f), self.labels(labels), ema))
+        return self.to_numpy(self.network_call(self.nhwc(x), self.tensor(f), self.labels(labels), ema))
 
     @torch.inference_mode()
     def _predict_impl(self, x: torch.Tensor, f: torch.Tensor, y: torch.Tensor | None, ema: bool):
