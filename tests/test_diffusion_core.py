@@ -232,3 +232,24 @@ def test_guidance_convention():
     np.testing.assert_allclose(guided_predictor(predict, y, null, 1.0)(x, t), predict(x, t, y))
     np.testing.assert_allclose(guided_predictor(predict, y, null, 0.0)(x, t), x * (null + 1))
     np.testing.assert_array_equal(drop_labels(np.array([3, 4, 5]), np.array([0, 1, 0]), 10), [3, 10, 5])
+
+
+@pytest.mark.parametrize("shape,mults,sizes", [((28, 28, 1), (1, 2, 2), [28, 14, 7]),
+                                               ((32, 32, 1), (1, 2, 2), [32, 16, 8]),
+                                               ((32, 32, 3), (1, 2, 2, 2), [32, 16, 8, 4]),
+                                               ((64, 64, 3), (1, 2, 2, 2), [64, 32, 16, 8])])
+def test_unet_sizes_and_padding(shape, mults, sizes):
+    """The U-Net's levels, skip bookkeeping and padding facts the backends rely on."""
+    from gan_diffusion.models.plan import same_pads
+    from gan_diffusion.models.unet import unet_blocks
+    from gan_diffusion.registry import make_config
+
+    cfg = make_config("ddpm", image_shape=shape, channel_mults=mults)
+    blocks = unet_blocks(cfg)
+    assert sorted({b.size for b in blocks}, reverse=True) == sizes
+    assert sum(b.push for b in blocks) == sum(b.concat for b in blocks)   # every skip is used once
+    assert {b.size for b in blocks if b.kind == "attn"} == {sizes[-1]}      # default: the lowest only
+    assert blocks[-1].out_ch == shape[2]
+    for size in sizes:
+        assert same_pads(size, 3, 1) == (1, 1)       # 3x3 stride 1: Keras 'same' = torch padding=1
+    assert same_pads(28, 3, 2) == (0, 1)             # why the stride-2 conv pads (1, 1) explicitly
