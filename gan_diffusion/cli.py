@@ -158,7 +158,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
           f"to {args.out}")
     if args.trajectory:  # x_T -> x_0 of 8 samples, 10 frames each
         kw = {k: v for k, v in diffusion.items() if k != "guidance" or model.num_classes}
-        save_grid(args.trajectory, model.trajectory(8, seed=args.seed, frames=10, **kw), 10)
+        from gan_diffusion.utils.images import make_grid, save_png
+
+        save_png(args.trajectory, make_grid(model.trajectory(8, seed=args.seed, frames=10, **kw), 10),
+                 scale=2)
         print(f"wrote the denoising trajectory (8 samples x 10 frames, x_T left) to {args.trajectory}")
     if args.forward_strip:  # q(x_t | x_0) of 8 training images at 8 timesteps
         from gan_diffusion.data import load_dataset
