@@ -250,6 +250,9 @@ def test_bad_ddpm_config_is_rejected(bad, match):
 
 
 def test_weight_layout_is_canonical(pair):
+    from gan_diffusion.protocols import Generator, Sampler, Trainer
+
+    assert all(isinstance(m, p) for m in pair.values() for p in (Generator, Trainer, Sampler))
     w = pair["tf"].get_weights()
     assert w["unet/conv_in/kernel"].shape == (3, 3, 1, 8)               # (kh, kw, in, out)
     assert w["unet/down1.res0.skip/kernel"].shape == (1, 1, 8, 16)
