@@ -196,19 +196,46 @@ def cmd_sample(args: argparse.Namespace) -> int:
                                 "checkpoints/latest.npz); pass the --out folder of `train`")
     backend = args.backend or json.loads(config_path.read_text())["backend"]
     model = load_model(ckpt, backend)
+    diffusion = {k: getattr(args, k) for k in ("steps", "sampler", "guidance", "eta")
+                 if getattr(args, k) is not None}      # diffusion models only
+    is_diffusion = hasattr(model, "denoise")
+    if (diffusion or args.trajectory or args.forward_strip) and not is_diffusion:
+        raise GanDiffusionError("--steps/--sampler/--guidance/--eta/--trajectory/--forward-strip apply "
+                                f"to diffusion models only; this run is a {model.config.model}")
     nrow = None
     if args.labels is not None:
         labels = [int(v) for v in args.labels.split(",")]
-        images = model.sample(args.n, seed=args.seed, labels=labels[0] if len(labels) == 1 else labels)
+        images = model.sample(args.n, seed=args.seed, labels=labels[0] if len(labels) == 1 else labels,
+                              **diffusion)
         what = f"labels {args.labels}"
     elif model.num_classes:
         nrow = max(1, args.n // model.num_classes)
-        images, what = model.class_grid(nrow, seed=args.seed), f"{nrow} per class, a row per class"
+        images = model.class_grid(nrow, seed=args.seed, **diffusion)
+        what = f"{nrow} per class, a row per class"
     else:
-        images, what = model.sample(args.n, seed=args.seed), "unconditional"
+        images, what = model.sample(args.n, seed=args.seed, **diffusion), "unconditional"
     save_grid(args.out, images, nrow)
+    if diffusion:
+        what += ", " + ", ".join(f"{k} {v}" for k, v in diffusion.items())
     print(f"wrote {len(images)} samples ({what}; {backend}, epoch {model.epoch}, seed {args.seed}) "
           f"to {args.out}")
+    if args.trajectory:  # x_T -> x_0 of 8 samples, 10 frames each
+        kw = {k: v for k, v in diffusion.items() if k != "guidance" or model.num_classes}
+        from gan_diffusion.utils.images import make_grid, save_png
+
+        save_png(args.trajectory, make_grid(model.trajectory(8, seed=args.seed, frames=10, **kw), 10),
+                 scale=2)
+        print(f"wrote the denoising trajectory (8 samples x 10 frames, x_T left) to {args.trajectory}")
+    if args.forward_strip:  # q(x_t | x_0) of 8 training images at 8 timesteps
+        from gan_diffusion.data import load_dataset
+
+        record = json.loads(config_path.read_text())
+        opts = record["options"]
+        data = load_dataset(opts["dataset"], split=opts["split"],
+                            data_dir=args.data_dir or record["data"]["data_dir"],
+                            image_size=opts["image_size"], limit=8)
+        save_grid(args.forward_strip, model.forward_strip(data.images[:8], seed=args.seed), 8)
+        print(f"wrote the forward-noising strip (8 images at t = 0 ... 999) to {args.forward_strip}")
     return 0
 
 
@@ -251,8 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     t.add_argument("--compile", action="store_true", help="torch.compile the networks (torch)")
-    t.add_argument("--conditional", action="store_true", help="class-conditional model (GANs, VAE): "
-                   "condition on the dataset's labels (sets num_classes)")
+    t.add_argument("--conditional", action="store_true", help="class-conditional model: condition on "
+                   "the dataset's labels (sets num_classes; ddpm: with classifier-free guidance)")
     t.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
                    help="optimizer of both networks (default: the model's, Adam); its other "
                    "settings via --set momentum=0.9 etc.")
@@ -273,6 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "or n comma-separated classes")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--backend", default=None, help="sample with this backend (default: the run's)")
+    s.add_argument("--steps", type=int, default=None, help="diffusion: sampler steps (default: the "
+                   "config's sample_steps for DDIM, all T for DDPM)")
+    s.add_argument("--sampler", default=None, choices=("ddim", "ddpm"), help="diffusion: sampler")
+    s.add_argument("--guidance", type=float, default=None, help="diffusion, conditional: classifier-free "
+                   "guidance w, eps_u + w (eps_c - eps_u); 0 unconditional, 1 conditional")
+    s.add_argument("--eta", type=float, default=None, help="diffusion: DDIM eta (0 deterministic)")
+    s.add_argument("--trajectory", default=None, metavar="PNG", help="diffusion: also save the "
+                   "denoising trajectory x_T -> x_0 of 8 samples")
+    s.add_argument("--forward-strip", default=None, metavar="PNG", help="diffusion: also save the "
+                   "forward-noising strip of 8 training images")
+    s.add_argument("--data-dir", default=None, help="dataset cache for --forward-strip")
     s.add_argument("--out", required=True, help="PNG file")
     s.set_defaults(func=cmd_sample)
 

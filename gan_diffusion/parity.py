@@ -131,7 +131,8 @@ def one_step(a: Any, b: Any, x: np.ndarray, z: np.ndarray | None, tol: float = 1
         err = np.abs(wa[key] - wb[key])
         out["total"] += err.size
         net, rest = key.split("/", 1)
-        if "moving_" in rest:  # BatchNorm statistics: no optimizer, must match outright
+        if "moving_" in rest or net not in a._optimizers:  # BatchNorm statistics, EMA copies:
+            # no optimizer state of their own, they must match outright
             out["weights"] = max(out["weights"], float(err.max()))
             out["unexplained"] += int((err >= tol).sum())
             continue

@@ -12,6 +12,7 @@ from gan_diffusion.configs import Config
 from gan_diffusion.errors import UnknownNameError
 from gan_diffusion.models.dcgan import DCGANConfig
 from gan_diffusion.models.vae import VAEConfig
+from gan_diffusion.models.ddpm import DDPMConfig
 from gan_diffusion.models.wgan_gp import WGANGPConfig
 
 
@@ -62,3 +63,5 @@ register(ModelSpec("wgan-gp", WGANGPConfig, "wgan_gp",
                    "WGAN-GP (Gulrajani et al. 2017), the comparison slides' Keras generator"))
 register(ModelSpec("vae", VAEConfig, "vae",
                    "VAE (Kingma & Welling 2014), the Keras example's convolutional architecture"))
+register(ModelSpec("ddpm", DDPMConfig, "ddpm",
+                   "DDPM (Ho et al. 2020) with a U-Net, DDPM/DDIM samplers, classifier-free guidance"))

@@ -1,0 +1,149 @@
+"""DDPM / DDIM with a U-Net noise predictor: the typed config (framework-free).
+
+Defaults: Ho et al. (2020) where they fit a small CPU budget (linear schedule, T = 1000,
+L_simple, clipped x_0 predictions, fixed_small variance), a smaller U-Net sized for 28x28
+MNIST (base 32 channels, multipliers (1, 2, 2): 28 -> 14 -> 7, self-attention at 7x7),
+classifier-free guidance of Ho & Salimans (2021) when num_classes > 0.
+See docs/diffusion.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from gan_diffusion.configs import Config, check_image_shape, check_positive
+from gan_diffusion.diffusion.samplers import SAMPLERS, SPACINGS, VARIANCE_TYPES
+from gan_diffusion.diffusion.schedules import SCHEDULES
+from gan_diffusion.errors import ConfigError
+from gan_diffusion.optim import check_optimizer
+
+SIZES = (16, 28, 32, 64)   # 16: tiny test models
+DTYPES = ("float32", "float64")
+
+
+@dataclasses.dataclass
+class DDPMConfig(Config):
+    """DDPM hyper-parameters.
+
+    Attributes:
+        image_shape: (H, W, C); H = W in SIZES, C 1 or 3.
+        base_channels: U-Net width at full resolution (ch).
+        channel_mults: width multiplier per resolution level; one stride-2 downsampling
+            between levels, so H must be divisible by 2^(levels - 1) (28: at most 3 levels,
+            28 -> 14 -> 7).
+        num_res_blocks: residual blocks per level on the way down (up: one more).
+        attention_resolutions: spatial sizes with self-attention; () = the lowest only.
+        dropout: dropout in the residual blocks (framework RNG: parity needs 0).
+        norm_groups, norm_epsilon: GroupNorm groups (must divide every width) and epsilon
+            (torch's 1e-5 in both backends; Keras' default is 1e-3).
+        num_classes: 0, or the classes of a class-conditional model (plus one null class).
+        label_dropout: probability of training on the null class (classifier-free guidance).
+        guidance: default guidance weight w for conditional sampling (eps_u + w (eps_c - eps_u);
+            1 = no guidance).
+        schedule, timesteps, beta_start, beta_end: noise schedule ("linear" or "cosine").
+        variance_type, clip_sample, timestep_spacing: sampler settings (docs/diffusion.md).
+        sampler, sample_steps: the default sampler and its steps for sample() and previews.
+        ema_decay, ema_warmup: EMA of the weights for sampling; with warmup the k-th update
+            (k = 0, 1, ...) uses min(ema_decay, (1 + k) / (10 + k)).
+        optimizer, learning_rate, ...: as for the GANs (gan_diffusion.optim).
+    """
+
+    model: ClassVar[str] = "ddpm"
+
+    image_shape: tuple[int, int, int] = (28, 28, 1)
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    attention_resolutions: tuple[int, ...] = ()
+    dropout: float = 0.0
+    norm_groups: int = 8
+    norm_epsilon: float = 1e-5
+    num_classes: int = 0
+    label_dropout: float = 0.1
+    guidance: float = 2.0
+    schedule: str = "linear"
+    timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    variance_type: str = "fixed_small"
+    clip_sample: bool = True
+    timestep_spacing: str = "leading"
+    sampler: str = "ddim"
+    sample_steps: int = 50
+    ema_decay: float = 0.999
+    ema_warmup: bool = True
+    optimizer: str = "adam"
+    learning_rate: float = 5e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    momentum: float = 0.0
+    nesterov: bool = False
+    rho: float = 0.9
+    initial_accumulator: float = 0.1
+    batch_size: int = 64
+    drop_last: bool = True
+    seed: int = 0
+    dtype: str = "float32"
+    compile: bool = False  # torch.compile the U-Net (torch backend only)
+
+    def validate(self) -> None:
+        self.image_shape = check_image_shape(self.image_shape, SIZES)
+        check_positive(self, "base_channels", "num_res_blocks", "norm_groups", "norm_epsilon",
+                       "timesteps", "sample_steps", "batch_size")
+        check_optimizer(self)
+        side = self.image_shape[0]
+        mults = tuple(int(m) for m in self.channel_mults)
+        if not mults or min(mults) < 1:
+            raise ConfigError(f"ddpm config field channel_mults must be positive integers, got "
+                              f"{self.channel_mults!r}")
+        self.channel_mults = mults
+        if self.base_channels % 2:
+            raise ConfigError(f"ddpm base_channels must be even (sinusoidal time features come in "
+                              f"sin/cos pairs), got {self.base_channels}")
+        if side % 2 ** (len(mults) - 1):
+            raise ConfigError(f"ddpm: {len(mults)} levels halve the image {len(mults) - 1} times, but "
+                              f"{side} is not divisible by {2 ** (len(mults) - 1)}; use fewer "
+                              "channel_mults (28x28: at most 3 levels, 28 -> 14 -> 7)")
+        sizes = [side >> i for i in range(len(mults))]
+        self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions) or (sizes[-1],)
+        bad = sorted(set(self.attention_resolutions) - set(sizes))
+        if bad:
+            raise ConfigError(f"ddpm attention_resolutions {bad} are not among the U-Net's sizes {sizes}")
+        widths = {self.base_channels * m for m in mults}
+        if any(w % self.norm_groups for w in widths):
+            raise ConfigError(f"ddpm norm_groups {self.norm_groups} must divide every width "
+                              f"{sorted(widths)} (base_channels x channel_mults)")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.label_dropout < 1.0:
+            raise ConfigError("ddpm dropout and label_dropout must be in [0, 1)")
+        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) \
+                or self.num_classes < 0 or self.num_classes == 1:
+            raise ConfigError(f"ddpm config field num_classes must be 0 (unconditional) or >= 2, "
+                              f"got {self.num_classes!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"ddpm schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.variance_type not in VARIANCE_TYPES:
+            raise ConfigError(f"ddpm variance_type must be one of {VARIANCE_TYPES}, "
+                              f"got {self.variance_type!r}")
+        if self.timestep_spacing not in SPACINGS:
+            raise ConfigError(f"ddpm timestep_spacing must be one of {SPACINGS}, "
+                              f"got {self.timestep_spacing!r}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"ddpm sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.sample_steps > self.timesteps:
+            raise ConfigError(f"ddpm sample_steps {self.sample_steps} exceeds timesteps {self.timesteps}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ddpm ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if not 0.0 < self.beta_start < self.beta_end < 1.0:
+            raise ConfigError("ddpm needs 0 < beta_start < beta_end < 1")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"ddpm config field dtype must be one of {DTYPES}, got {self.dtype!r}")
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    @property
+    def null_label(self) -> int:
+        """The label of the unconditional ("null") class: num_classes."""
+        return self.num_classes
