@@ -52,7 +52,8 @@ def pca_features(real: np.ndarray, fake: np.ndarray, dim: int) -> tuple[np.ndarr
 
 
 def score_samples(fake: np.ndarray, real: np.ndarray, extractor: str | None = None,
-                  backend: str | None = None, seed: int = 0) -> dict[str, dict[str, Any]]:
+                  backend: str | None = None, seed: int = 0, kid_subsets: int = 50
+                  ) -> dict[str, dict[str, Any]]:
     """FID and KID of generated images against real ones.
 
     Args:
@@ -62,6 +63,8 @@ def score_samples(fake: np.ndarray, real: np.ndarray, extractor: str | None = No
             in STAND_INS, anything else is passed to gan_diffusion.metrics.fid/kid.
         backend: framework extracting the features (real extractors only).
         seed: seed of KID's subset sampling.
+        kid_subsets: KID subsets of min(1000, n) images each (stand-ins; the shared API
+            uses its own defaults).
 
     Returns:
         {"fid": Score.to_dict(), "kid": Score.to_dict()}: value, std, n_real, n_fake, extractor.
@@ -82,7 +85,7 @@ def score_samples(fake: np.ndarray, real: np.ndarray, extractor: str | None = No
         fr, ff = pca_features(real, fake, STAND_INS[extractor])
         how = f"pixels/255 projected on the {STAND_INS[extractor]} leading principal components of the real set"
         fid = fid_from_features(fr, ff, extractor=extractor, preprocessing=how)
-        kid = kid_from_features(fr, ff, extractor=extractor, n_subsets=100,
+        kid = kid_from_features(fr, ff, extractor=extractor, n_subsets=kid_subsets,
                                 subset_size=min(1000, len(fr), len(ff)), seed=seed)
     else:
         from gan_diffusion import metrics

@@ -199,7 +199,10 @@ def run_compare(opts: CompareOptions, out: str | os.PathLike, report_only: bool 
                           else (opts.score_backend or opts.backends[0])}
             if launch("score", score_spec, out / "score_spec.json", out / "score.log", env, "    "):
                 failures.append(f"scoring failed (see {out / 'score.log'})")
-    report = build_outputs(opts, out)
+    report, tabs = build_outputs(opts, out)
+    for t in tabs:
+        if t.name in ("quality", "framework_effect"):
+            print("\n" + t.markdown(), flush=True)
     wall = time.perf_counter() - start
     atomic_write_json(out / "compare.json", {
         "options": opts.__dict__, "command": sys.argv, "wall_seconds": wall, "failures": failures,
@@ -221,8 +224,12 @@ def init_check(results: list) -> str:
             "backends (sha256 of the canonical weights, recorded by every run)")
 
 
-def build_outputs(opts: CompareOptions, out: Path) -> Path:
-    """Tables (Markdown + CSV), figures and report.html from the finished runs."""
+def build_outputs(opts: CompareOptions, out: Path) -> tuple[Path, list]:
+    """Tables (Markdown + CSV), figures and report.html from the finished runs.
+
+    Returns:
+        (path of report.html, the tables).
+    """
     from gan_diffusion.compare import plots, report, tables
 
     results = tables.collect(out, opts.models, opts.backends, opts.seeds)
@@ -256,7 +263,7 @@ def build_outputs(opts: CompareOptions, out: Path) -> Path:
                      "values rank models of one report but are not comparable with published FIDs.")
     if opts.dataset == "digits":
         notes.append("Data: the embedded scikit-learn digits (8x8 upscaled to 28x28), NOT MNIST.")
-    return report.write_report(out / "report.html", tabs, figures, context, notes)
+    return report.write_report(out / "report.html", tabs, figures, context, notes), tabs
 
 
 def cmd_compare(args: Any) -> int:

@@ -5,9 +5,11 @@ interval is Welch's t interval (unequal variances, Welch-Satterthwaite degrees o
 
     d +/- t_{(1+c)/2, df} * sqrt(s_a^2 / n_a + s_b^2 / n_b)
 
-With 2 seeds per backend df is between 1 and 2, so t is 12.7 (df 1) to 4.3 (df 2): the
-half-width is 9 to 13 times the seed standard deviation; with 3 seeds t is 2.8 - 4.3 and
-the half-width 2.3 to 3.5 times it. Controlled runs are also paired (same seed, same
+With 2 seeds per backend df is between 1 and 2 (t = 12.7 to 4.3): the half-width is 4.3
+seed standard deviations when both backends spread alike (df 2) and up to 9 times the larger
+one when one backend dominates the spread (df 1). With 3 seeds (df 2 - 4, t = 4.3 - 2.8) it
+is 2.3 - 2.5 seed standard deviations. So with 2 - 3 seeds only differences of several
+seed-to-seed spreads are resolved. Controlled runs are also paired (same seed, same
 initial weights and noise in both backends); `paired_interval` gives the paired t interval
 over per-seed differences (df = n - 1), reported in the CSV.
 """

@@ -135,8 +135,9 @@ class Table:
         lines = [f"### {self.title}", ""]
         if self.note:
             lines += [self.note, ""]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(c) + " |" for c in cells]
+        esc = lambda text: text.replace("|", "\\|")  # a literal | would end the cell
+        lines += ["| " + " | ".join(map(esc, head)) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(map(esc, c)) + " |" for c in cells]
         return "\n".join(lines) + "\n"
 
     def csv(self) -> str:
@@ -336,15 +337,15 @@ def effect_table(results: list[RunResult], backends: list[str], paired: bool) ->
             ("95% interval (Welch)", ci),
             ("Seed SD", lambda r: fmt(r["seed_sd"], 2)),
             ("Interval excludes 0", lambda r: fmt(r["ci_excludes_0"]) if r["ci_excludes_0"] is not None else "n/a"),
-            ("|difference| > seed SD", lambda r: fmt(r["exceeds_seed_sd"]) if r["exceeds_seed_sd"] is not None else "n/a")]
+            ("Exceeds seed SD", lambda r: fmt(r["exceeds_seed_sd"]) if r["exceeds_seed_sd"] is not None else "n/a")]
     n = max((max(r["n_a"], r["n_b"]) for r in rows), default=0)
-    width = {2: "with 2 seeds per backend the t quantile is 4.3-12.7 (df 1-2), so an interval "
-                "spans about ±9-13 seed SDs", 3: "with 3 seeds the t quantile is 2.8-4.3 (df 2-4)"}
+    width = {2: "with 2 seeds per backend (df 1-2, t 4.3-12.7) its half-width is 4.3 to 9 seed SDs",
+             3: "with 3 seeds per backend (df 2-4, t 2.8-4.3) its half-width is 2.3 to 2.5 seed SDs"}
     note = (f"Framework effect = mean over seeds of {a_name} minus {b_name}. 95% interval: Welch's "
             "t interval (unequal variances, Welch-Satterthwaite df)"
             + (f"; {width[n]}" if n in width else "") + ". Seed SD: the larger of the two backends' "
-            "standard deviations over seeds; a difference larger than it is bigger than the "
-            "seed-to-seed spread." + (" Controlled runs are paired by seed: the CSV also gives the "
+            "standard deviations over seeds; 'Exceeds seed SD': |difference| > seed SD, i.e. the "
+            "framework effect is bigger than the seed-to-seed spread." + (" Controlled runs are paired by seed: the CSV also gives the "
                                       "paired t interval (df = seeds - 1)." if paired else ""))
     return Table("framework_effect", f"Framework effect ({a_name} − {b_name}) per model", rows, cols, note)
 

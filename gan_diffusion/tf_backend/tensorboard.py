@@ -10,6 +10,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from gan_diffusion.errors import BackendNotAvailableError
+
+try:
+    import tensorboard  # noqa: F401  (implements tf.summary.scalar / image)
+except ImportError as exc:
+    raise BackendNotAvailableError(f"TensorBoard logs need the tensorboard package ({exc}); "
+                                   "install it with: pip install tensorboard") from None
+
 
 class EventWriter:
     """Scalars and images of one run, written to `logdir` as TensorBoard event files.

@@ -2,8 +2,10 @@
 
 `torch.utils.tensorboard` needs the `tensorboard` package (not torchvision). That package
 imports TensorFlow when it can find it, unless the marker module
-`tensorboard.compat.notf` exists (its documented "no TensorFlow" switch); we register that
-marker so a torch run never loads TensorFlow (one framework per process, honest memory).
+`tensorboard.compat.notf` exists (the "no TensorFlow" switch described in
+tensorboard/compat/__init__.py). Unless TensorFlow is already loaded, we register that
+marker so a torch run never loads TensorFlow (one framework per process, honest memory);
+tf.summary then does not work in this process (the TF backend has its own writer).
 """
 from __future__ import annotations
 
@@ -13,9 +15,15 @@ import types
 
 import numpy as np
 
-sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+from gan_diffusion.errors import BackendNotAvailableError
 
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402  (after the marker)
+if "tensorflow" not in sys.modules:
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+try:
+    from torch.utils.tensorboard import SummaryWriter  # noqa: E402  (after the marker)
+except ImportError as exc:
+    raise BackendNotAvailableError(f"TensorBoard logs need the tensorboard package ({exc}); "
+                                   "install it with: pip install tensorboard") from None
 
 
 class EventWriter:
