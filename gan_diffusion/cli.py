@@ -44,11 +44,11 @@ def _train_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gan_diffusion.backends import get_backend
+    from gan_diffusion.checkpoint import weights_digest
     from gan_diffusion.data import load_dataset, resolve_data_dir
     from gan_diffusion.protocols import History
     from gan_diffusion.registry import get_spec, make_config
     from gan_diffusion.runinfo import run_info
-    from gan_diffusion.checkpoint import weights_digest
     from gan_diffusion.utils.images import make_grid, save_grid
     from gan_diffusion.utils.io import atomic_write_json
 

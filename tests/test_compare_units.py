@@ -171,3 +171,72 @@ def test_compare_package_imports_no_framework():
             "print([m for m in ('tensorflow', 'torch', 'keras') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr[-2000:]
+
+
+class _StubModel:
+    """Stands in for models not merged on this branch: a VAE (evaluate -> neg_elbo) and a
+    diffusion model (trajectory) plug in through compare/models.py alone."""
+
+    def __init__(self, shift):
+        self.shift = shift
+
+    def sample(self, n, seed=0, **kwargs):
+        rng = np.random.default_rng(seed + self.shift)
+        return rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+
+    def trajectory(self, n, seed=0, frames=5, **kwargs):
+        steps = (np.arange(n * frames) % frames * 60).astype(np.uint8)       # image-major
+        return np.broadcast_to(steps[:, None, None, None], (n * frames, 28, 28, 1)).copy()
+
+    def evaluate(self, data):
+        assert len(data) == 80
+        return {"neg_elbo": 100.0 + self.shift, "recon": 1.0}
+
+
+def test_models_plug_in_through_the_per_model_table(tmp_path):
+    import json
+
+    from gan_diffusion.compare import plots, report, tables, worker
+    from gan_diffusion.compare.models import traits
+    from gan_diffusion.data import load_dataset
+
+    out = tmp_path / "out"
+    for model in ("vae", "ddpm"):
+        for shift, be in enumerate(("tf", "torch")):
+            for seed in (0, 1):
+                run = tables.run_folder(out, model, be, seed)
+                run.mkdir(parents=True)
+                t = traits(model)
+                spec = {"n_eval": 80, "sample_kwargs": {}, "trajectory": t.trajectory,
+                        "evaluate": list(t.evaluate),
+                        "eval_data": {"dataset": "digits", "split": "train"}}
+                record = worker.evaluation_outputs(_StubModel(shift + seed), spec, run)
+                (run / "run.json").write_text(json.dumps({"finished": True, "peak_rss_mb": 500.0 + shift,
+                                                          **record}))
+                losses = [{"loss": 1.0 / e, "neg_elbo": 120.0 - e - shift} for e in (1, 2)]
+                (run / "history.json").write_text(json.dumps({"epochs": [
+                    {"epoch": e, "seconds": 2.0 + e + shift, "steps": 3, "images": 96,
+                     "images_per_sec": 96 / (2.0 + e + shift), "losses": losses[e - 1]} for e in (1, 2)]}))
+                (run / "config.json").write_text(json.dumps({"threads": {"intra_op": 2},
+                                                             "rng": {"mode": "controlled"}}))
+    ref = tmp_path / "reference.npz"
+    worker.save_images(ref, load_dataset("digits").images[:80])
+    worker.score({"runs": [str(p) for p in out.glob("runs/*/*/seed*")], "reference": str(ref),
+                  "extractor": "pixels-pca64"})
+    results = tables.collect(out, ["vae", "ddpm"], ["tf", "torch"], 2)
+    assert len(results) == 8
+    tabs = {t.name: t for t in tables.build_tables(results, ["tf", "torch"], "pixels-pca64", True)}
+    q = {(r["model"], r["backend"]): r for r in tabs["quality"].rows}
+    assert q[("vae", "tf")]["eval_neg_elbo_mean"] == pytest.approx(100.5)      # seeds 0, 1
+    assert q[("vae", "torch")]["neg_elbo_mean"] == pytest.approx(117.0)        # final epoch
+    assert "eval_neg_elbo_mean" not in q[("ddpm", "tf")]                       # no evaluate
+    assert "neg_elbo (eval split)" in tabs["quality"].markdown()
+    effect = {(r["model"], r["metric"]): r for r in tabs["framework_effect"].rows}
+    assert effect[("vae", "eval_neg_elbo")]["diff"] == pytest.approx(-1.0)
+    assert effect[("vae", "steady_epoch_s")]["diff"] == pytest.approx(-1.0)
+    figures = plots.make_figures(results, "pixels-pca64", tmp_path / "plots")
+    names = {f.path.name for f in figures}
+    assert {"ddpm_trajectory.png", "vae_samples.png", "quality.png"} <= names
+    assert "vae_trajectory.png" not in names
+    page = report.render(list(tabs.values()), figures, {"command": "test"}, ["note"])
+    assert page.count("data:image/png;base64,") == len(figures)

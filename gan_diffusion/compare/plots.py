@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -184,13 +185,12 @@ def trajectories(results: list[RunResult], folder: Path) -> list[Figure]:
         for be in _backends(results):
             group = sorted(_by(results, model, be), key=lambda r: r.seed)
             if group and (group[0].path / "trajectory.npz").exists():
-                with np.load(group[0].path / "trajectory.npz", allow_pickle=False) as f:
-                    traj = f["images"]                                     # (steps, n, H, W, C)
-                steps = np.linspace(0, len(traj) - 1, min(10, len(traj))).round().astype(int)
-                # rows: samples, columns: steps from x_T to x_0
-                tiles = traj[steps].transpose(1, 0, 2, 3, 4).reshape(-1, *traj.shape[2:])
                 from gan_diffusion.utils.images import make_grid
-                panels.append((be, make_grid(tiles, nrow=len(steps), pad_value=255)))
+
+                with np.load(group[0].path / "trajectory.npz", allow_pickle=False) as f:
+                    traj, n = f["images"], json.loads(str(f["meta"]))["n"]  # (n * frames, H, W, C)
+                # rows: samples, columns: sampler steps from x_T to x_0
+                panels.append((be, make_grid(traj, nrow=len(traj) // n, pad_value=255)))
         if not panels:
             continue
         fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)

@@ -181,7 +181,10 @@ def run_compare(opts: CompareOptions, out: str | os.PathLike, report_only: bool 
             spec = {"model": model, "backend": backend, "seed": seed, "run_dir": str(folder),
                     "train_argv": train_argv(opts, out, model, backend, seed),
                     "n_eval": opts.n_eval, "sample_kwargs": entry.sample_kwargs,
-                    "trajectory": entry.trajectory, "key": opts.run_key(model)}
+                    "trajectory": entry.trajectory, "evaluate": list(entry.evaluate),
+                    "eval_data": {"dataset": opts.dataset, "split": eval_split(opts.dataset),
+                                  "data_dir": opts.data_dir, "image_size": opts.image_size},
+                    "key": opts.run_key(model)}
             t = time.perf_counter()
             code = launch("run", spec, folder / "spec.json", folder / "worker.log", env, "    ")
             if code:

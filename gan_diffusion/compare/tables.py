@@ -9,7 +9,8 @@ Definitions (docs/compare.md):
     peak RSS           ru_maxrss of the run's process after training (framework, data, model)
     sampling images/s  evaluation samples / seconds of one `sample()` call after a warm-up
     quality            FID and KID of the evaluation samples (extractor named in the header),
-                       plus final-epoch losses whose name contains "elbo" (VAE)
+                       plus final-epoch losses whose name contains "elbo" (VAE, training
+                       mean) and the model's own evaluation on the eval split (eval_neg_elbo)
 Values over seeds are mean +/- sample standard deviation (ddof 1).
 """
 from __future__ import annotations
@@ -76,12 +77,16 @@ class RunResult:
     def final_losses(self) -> dict[str, float]:
         return dict(self.epochs[-1]["losses"])
 
-    def quality_values(self, extra: tuple[str, ...] = ()) -> dict[str, float]:
-        """{"fid": v, "kid": v, <elbo-like final losses>: v}."""
+    def quality_values(self) -> dict[str, float]:
+        """{"fid": v, "kid": v, <final-epoch losses named like "elbo" or listed in the model's
+        history_quality>: v, "eval_<name>": the model's own evaluation (VAE: eval_neg_elbo)}."""
+        from gan_diffusion.compare.models import traits
+
         out = {k: float(v["value"]) for k, v in (self.quality or {}).items()}
         for k, v in self.final_losses.items():
-            if "elbo" in k.lower() or k in extra:
+            if "elbo" in k.lower() or k in traits(self.model).history_quality:
                 out[k] = float(v)
+        out.update({f"eval_{k}": float(v) for k, v in self.run.get("evaluate", {}).items()})
         return out
 
 
@@ -288,7 +293,7 @@ def quality_table(results: list[RunResult], extractor: str) -> Table:
     label = {"fid": f"FID [{extractor}]", "kid": f"KID [{extractor}]"}
     cols = [("Model", lambda r: r["model"]), ("Backend", lambda r: r["backend"]),
             ("Seeds", lambda r: str(r["n_seeds"]))]
-    cols += [(label.get(k, f"{k} (final epoch)"),
+    cols += [(label.get(k, f"{k[5:]} (eval split)" if k.startswith("eval_") else f"{k} (final epoch)"),
               (lambda k: lambda r: fmt_ms(r.get(f"{k}_mean", math.nan), r.get(f"{k}_std", math.nan)))(k))
              for k in keys]
     cols += [("Samples (fake / real)", lambda r: f"{fmt(r['n_fake'])} / {fmt(r['n_real'])}")]

@@ -52,6 +52,18 @@ def run(spec: dict[str, Any]) -> int:
     usage = resource.getrusage(resource.RUSAGE_SELF)
 
     model = load_model(out / "checkpoints" / "latest.npz", spec["backend"])
+    record = evaluation_outputs(model, spec, out)
+    atomic_write_json(out / "run.json", {
+        "finished": True, "spec": spec, "peak_rss_mb": peak, "train_wall_s": train_wall,
+        "cpu_user_s": usage.ru_utime, "cpu_system_s": usage.ru_stime, **record,
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    return 0
+
+
+def evaluation_outputs(model: Any, spec: dict[str, Any], out: Path) -> dict[str, Any]:
+    """What a trained model contributes to the comparison, written to `out`:
+    eval_samples.npz (n_eval images, timed), trajectory.npz (models with a trajectory
+    method) and the model's own evaluation (spec["evaluate"]). Returns the run.json fields."""
     kwargs = spec.get("sample_kwargs", {})
     model.sample(min(8, spec["n_eval"]), seed=EVAL_SEED, **kwargs)   # warm-up (tracing)
     t = time.perf_counter()
@@ -60,17 +72,25 @@ def run(spec: dict[str, Any]) -> int:
     save_images(out / "eval_samples.npz", fake, seed=EVAL_SEED, sample_kwargs=kwargs)
     trajectory = spec.get("trajectory")
     if trajectory and hasattr(model, trajectory):
-        traj = np.asarray(getattr(model, trajectory)(8, seed=EVAL_SEED))  # (steps, n, H, W, C)
-        save_images(out / "trajectory.npz", traj.astype(np.uint8), method=trajectory)
-    atomic_write_json(out / "run.json", {
-        "finished": True, "spec": spec, "peak_rss_mb": peak, "train_wall_s": train_wall,
-        "cpu_user_s": usage.ru_utime, "cpu_system_s": usage.ru_stime,
-        "sample": {"n": int(len(fake)), "seconds": sample_s,
-                   "images_per_sec": len(fake) / sample_s if sample_s > 0 else None,
-                   "kwargs": kwargs},
-        "trajectory": (out / "trajectory.npz").exists(),
-        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
-    return 0
+        traj = np.asarray(getattr(model, trajectory)(8, seed=EVAL_SEED, **kwargs))  # (8 * frames, H, W, C)
+        save_images(out / "trajectory.npz", traj.astype(np.uint8), method=trajectory, n=8)
+    return {"sample": {"n": int(len(fake)), "seconds": sample_s,
+                       "images_per_sec": len(fake) / sample_s if sample_s > 0 else None,
+                       "kwargs": kwargs},
+            "trajectory": (out / "trajectory.npz").exists(),
+            "evaluate": evaluate(model, spec) if spec.get("evaluate") else {}}
+
+
+def evaluate(model: Any, spec: dict[str, Any]) -> dict[str, float]:
+    """The model's own evaluation on the first n_eval images of the evaluation split, e.g.
+    the VAE's negative ELBO per image: {name: value} for the names in spec["evaluate"]."""
+    from gan_diffusion.data import load_dataset
+
+    d = spec["eval_data"]
+    data = load_dataset(d["dataset"], split=d["split"], data_dir=d.get("data_dir"),
+                        image_size=d.get("image_size"), limit=spec["n_eval"])
+    result = model.evaluate(data)
+    return {k: float(result[k]) for k in spec["evaluate"]}
 
 
 def score(spec: dict[str, Any]) -> int:
