@@ -76,9 +76,11 @@ def loss_curves(results: list[RunResult], folder: Path) -> list[Figure]:
                                     alpha=0.2, lw=0)
             ax.set_title(key, fontsize=10)
             ax.set_xlabel("epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=8)
         fig.suptitle(f"{model}: mean training losses per epoch (band: min-max over seeds)", fontsize=10)
+        fig.tight_layout()
         path = folder / f"{model}_losses.png"
         _save(fig, path)
         figs.append(Figure(f"{model}: loss curves", path, "Per-epoch mean losses from history.json; "
@@ -103,6 +105,7 @@ def epoch_time_bars(results: list[RunResult], folder: Path) -> list[Figure]:
                    label=NAMES.get(be, be))
         ax.set_title(f"{model}: seconds per epoch (mean over seeds, error bar: std)", fontsize=10)
         ax.set_xlabel("epoch")
+        ax.set_xticks(range(1, max(len(r.epochs) for r in _by(results, model, backends[0])) + 1))
         ax.set_ylabel("s")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)

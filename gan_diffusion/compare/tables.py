@@ -213,7 +213,7 @@ def runs_table(results: list[RunResult]) -> Table:
     for r in results:
         row = {"model": r.model, "backend": r.backend, "seed": r.seed, "epochs": len(r.epochs),
                **{k: f(r) for k, (_, f) in TIMING_METRICS.items()},
-               **{k: v for k, v in r.quality_values().items()},
+               **r.quality_values(),
                "threads": r.record.get("threads", {}).get("intra_op"),
                "rng": r.record.get("rng", {}).get("mode"),
                "init_sha256": r.record.get("rng", {}).get("init_sha256", ""),
