@@ -149,6 +149,11 @@ def test_rerun_skips_finished_and_restarts_killed_runs(compared, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in kept} == kept    # finished runs untouched
     again = cli("compare", *TINY, "--out", str(out))
     assert again.stdout.count("finished earlier, skipped") == 4
+    before = json.loads((out / "compare.json").read_text())
+    cli("compare", "--out", str(out), "--report-only")          # options from compare.json
+    after = json.loads((out / "compare.json").read_text())
+    assert after["wall_seconds"] == before["wall_seconds"] and "--report-only" not in after["command_line"]
+    assert "report_rebuilt_at" in after and (out / "report.html").exists()
     other = cli("compare", *[a if a != "2" or i != TINY.index("--epochs") + 1 else "3"
                              for i, a in enumerate(TINY)], "--out", str(out), check=False)
     assert other.returncode == 2 and "epochs=2 (now 3)" in other.stderr

@@ -21,7 +21,7 @@ h1 { font-size: 26px; margin-bottom: 4px; } h2 { font-size: 20px; margin-top: 32
 .meta { color: #444; font-size: 13px; } .note { color: #444; font-size: 13px; max-width: 1100px; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
 th, td { border: 1px solid #c8c8c8; padding: 4px 8px; text-align: right; }
-th { background: #eef1f5; } td:first-child, td:nth-child(2) { text-align: left; }
+th { background: #eef1f5; } td:first-child, td:nth-child(2) { text-align: left; white-space: nowrap; }
 tr:nth-child(even) td { background: #fafafa; }
 .warn { background: #fff4d6; border: 1px solid #e6c35c; padding: 8px 12px; font-size: 13px; }
 figure { margin: 12px 0 24px; } figure img { max-width: 100%; border: 1px solid #e0e0e0; }

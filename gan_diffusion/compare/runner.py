@@ -202,14 +202,20 @@ def run_compare(opts: CompareOptions, out: str | os.PathLike, report_only: bool 
                           else (opts.score_backend or opts.backends[0])}
             if launch("score", score_spec, out / "score_spec.json", out / "score.log", env, "    "):
                 failures.append(f"scoring failed (see {out / 'score.log'})")
-    report, tabs = build_outputs(opts, out)
+    command = " ".join(["gan-diffusion"] + sys.argv[1:])
+    if report_only and (out / "compare.json").exists():  # the command that made the runs
+        command = json.loads((out / "compare.json").read_text()).get("command_line", command)
+    report, tabs = build_outputs(opts, out, command)
     for t in tabs:
         if t.name in ("quality", "framework_effect"):
             print("\n" + t.markdown(), flush=True)
     wall = time.perf_counter() - start
-    atomic_write_json(out / "compare.json", {
-        "options": opts.__dict__, "command": sys.argv, "wall_seconds": wall, "failures": failures,
-        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    record = {"options": opts.__dict__, "command_line": command, "wall_seconds": wall,
+              "failures": failures, "finished_at": now}
+    if report_only and (out / "compare.json").exists():  # keep what the runs' invocation recorded
+        record = {**json.loads((out / "compare.json").read_text()), "report_rebuilt_at": now}
+    atomic_write_json(out / "compare.json", record)
     print(f"compare: {'report rebuilt' if report_only else 'done'} in {wall:.0f} s; "
           f"tables in {out / 'tables'}, report {report}", flush=True)
     for f in failures:
@@ -227,7 +233,7 @@ def init_check(results: list) -> str:
             "backends (sha256 of the canonical weights, recorded by every run)")
 
 
-def build_outputs(opts: CompareOptions, out: Path) -> tuple[Path, list]:
+def build_outputs(opts: CompareOptions, out: Path, command: str = "") -> tuple[Path, list]:
     """Tables (Markdown + CSV), figures and report.html from the finished runs.
 
     Returns:
@@ -243,7 +249,7 @@ def build_outputs(opts: CompareOptions, out: Path) -> tuple[Path, list]:
     versions = {k: v for r in results for k, v in r.record.get("versions", {}).items()}
     context = {
         "generated": _dt.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join(["gan-diffusion"] + sys.argv[1:]) if sys.argv else "",
+        "command": command,
         "preset": opts.preset or "none",
         "runs": f"{len(results)} finished of {len(opts.models) * len(opts.backends) * opts.seeds} "
                 f"({', '.join(opts.models)} x {', '.join(opts.backends)} x {opts.seeds} seeds)",

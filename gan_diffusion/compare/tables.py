@@ -172,11 +172,18 @@ def fmt(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
+def fmt_sd(std: float) -> str:
+    """A spread: whole numbers from 10 up, else 2 significant digits."""
+    if std is None or math.isnan(std):
+        return "n/a"
+    return f"{std:.0f}" if abs(std) >= 10 else fmt(std, 2)
+
+
 def fmt_ms(mean: float, std: float) -> str:
-    """"mean ± std" (std with 2 significant digits; only the mean for one seed)."""
+    """"mean ± std" (only the mean for one seed)."""
     if math.isnan(std):
         return fmt(mean)
-    return f"{fmt(mean)} ± {fmt(std, 2)}"
+    return f"{fmt(mean)} ± {fmt_sd(std)}"
 
 
 def _ms_col(header: str, key: str) -> tuple[str, Callable[[dict], str]]:
@@ -340,7 +347,7 @@ def effect_table(results: list[RunResult], backends: list[str], paired: bool) ->
             (a_name, lambda r: fmt(r[f"{a_name}_mean"])), (b_name, lambda r: fmt(r[f"{b_name}_mean"])),
             (f"{a_name} − {b_name}", lambda r: fmt(r["diff"])),
             ("95% interval (Welch)", ci),
-            ("Seed SD", lambda r: fmt(r["seed_sd"], 2)),
+            ("Seed SD", lambda r: fmt_sd(r["seed_sd"])),
             ("Interval excludes 0", lambda r: fmt(r["ci_excludes_0"]) if r["ci_excludes_0"] is not None else "n/a"),
             ("Exceeds seed SD", lambda r: fmt(r["exceeds_seed_sd"]) if r["exceeds_seed_sd"] is not None else "n/a")]
     n = max((max(r["n_a"], r["n_b"]) for r in rows), default=0)
