@@ -102,9 +102,9 @@ def test_presets_and_overrides():
     from gan_diffusion.compare.presets import resolve
 
     quick = resolve("quick")
-    assert (quick.dataset, quick.epochs, quick.seeds, quick.threads) == ("digits", 3, 2, 2)
+    assert (quick.dataset, quick.epochs, quick.seeds, quick.threads) == ("digits", 6, 2, 2)
     assert quick.models[:2] == ["dcgan", "wgan-gp"] and quick.backends == ["tf", "torch"]
-    assert quick.overrides["dcgan"] == {"g_features": 32, "d_features": 32}
+    assert quick.overrides["dcgan"] == {"g_features": 32, "d_features": 32, "batch_size": 32}
     paper = resolve("paper", models="dcgan", epochs=2, sets=["dcgan.g_features=16", "seed=3"])
     assert (paper.dataset, paper.epochs, paper.seeds, paper.n_eval) == ("mnist", 2, 3, 10000)
     assert paper.overrides == {"dcgan": {"g_features": 16, "seed": 3}}

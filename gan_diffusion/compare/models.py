@@ -53,8 +53,9 @@ class ModelTraits:
 
 
 TRAITS: dict[str, ModelTraits] = {
-    "dcgan": ModelTraits(native_init=_dcgan_native_init, quick={"g_features": 32, "d_features": 32}),
-    "wgan-gp": ModelTraits(native_init=_wgan_gp_native_init, quick={"d_features": 32}),
+    "dcgan": ModelTraits(native_init=_dcgan_native_init,
+                         quick={"g_features": 32, "d_features": 32, "batch_size": 32}),
+    "wgan-gp": ModelTraits(native_init=_wgan_gp_native_init, quick={"d_features": 32, "batch_size": 32}),
     # Not registered on this branch yet; the lines follow their branches' APIs (vae:
     # evaluate() -> {"neg_elbo", ...}; ddpm: trajectory(n, seed, **kwargs)). Give them
     # `quick` overrides that keep `--preset quick` within minutes when they are merged.
