@@ -2,12 +2,10 @@
 against the run records, resume, the HTML report in headless Chromium, TensorBoard logs."""
 import csv
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
