@@ -1,12 +1,12 @@
 # Two commands on a fresh machine (see README.md):
-#   make demo   set up, then train DCGAN in TF and in PyTorch on the embedded offline dataset
-#   make test   set up, then run the test suite
+#   make demo   set up, then the quick comparison (every model, TF and PyTorch, 2 seeds) on the
+#               embedded offline dataset: tables, plots and runs/demo/report.html
+#   make test   set up (and headless Chromium for the report test), then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EPOCHS ?= 20
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup demo test bench browser clean-venv
 
 setup: $(VENV)/.installed
 
@@ -18,21 +18,27 @@ $(VENV)/.installed: requirements/cpu.txt pyproject.toml
 	touch $@
 
 demo: setup
-	@for be in tf torch; do \
-	  out=runs/demo-$$be; resume=""; \
-	  [ -f $$out/checkpoints/latest.npz ] && resume="--resume"; \
-	  $(BIN)/gan-diffusion train --backend $$be --model dcgan --dataset digits \
-	      --epochs $(EPOCHS) --out $$out $$resume || exit 1; \
-	  $(BIN)/gan-diffusion sample --run $$out --n 64 --out $$out/final_grid.png || exit 1; \
-	done
-	@echo "sample grids: runs/demo-tf/final_grid.png runs/demo-torch/final_grid.png"
-	@echo "per-epoch logs: runs/demo-*/history.json (time, images/s, losses)"
+	$(BIN)/gan-diffusion compare --preset quick --out runs/demo
+	@echo "report: runs/demo/report.html  tables: runs/demo/tables/  (rerun: resumes)"
+	@echo "TensorBoard: tensorboard --logdir runs/demo/runs"
 
-test: setup
+test: setup browser
 	HF_HUB_OFFLINE=1 GAN_DIFFUSION_NO_DOWNLOAD=1 $(BIN)/python -m pytest -q
+
+# Headless Chromium for tests/test_compare.py's report screenshot (Debian/Ubuntu `chromium`).
+# Does nothing when it is installed; without apt or root the test skips (CI requires it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  echo "installing chromium (headless browser for the report test)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	  echo "could not install chromium: the report browser test will be skipped"; }
 
 bench: setup
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/frameworks.py
 
 clean-venv:
 	rm -rf $(VENV)

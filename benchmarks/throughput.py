@@ -7,6 +7,9 @@ needed; the step is the same full D+G step that `fit` runs.
 
     python benchmarks/throughput.py                      # both backends, 28x28x1, batch 128
     python benchmarks/throughput.py --backends torch --compile
+
+benchmarks/frameworks.py measures more (every model, ours against idiomatic loops, sampling,
+FID extraction, GFLOP/s); both share benchmarks/_bench.py.
 """
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import run_child, timed  # noqa: E402
 
 
 def measure(backend: str, args: argparse.Namespace) -> dict:
@@ -37,14 +42,11 @@ def measure(backend: str, args: argparse.Namespace) -> dict:
     else:
         from gan_diffusion.tf_backend.layers import images_to_input
     x = images_to_input(data, shape)  # framework tensor, as the data adapters deliver it
-    for _ in range(args.warmup):
-        model.train_step(x)
-    rates = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
+
+    def run():
         for _ in range(args.steps):
             model.train_step(x)
-        rates.append(args.steps * args.batch_size / (time.perf_counter() - start))
+    rates = [args.steps * args.batch_size / t for t in timed(run, args.warmup, args.repeats)["times"]]
     return {"backend": backend, "threads": threads, "versions": be.versions(),
             "median": statistics.median(rates), "min": min(rates), "max": max(rates),
             "rates": rates}
@@ -73,13 +75,9 @@ def main() -> None:
           f"{args.repeats} x {args.steps} steps after {args.warmup} warm-up, cores {os.cpu_count()}")
     results = []
     for backend in args.backends.split(","):
-        cmd = [sys.executable, __file__, "--child", backend] + sys.argv[1:]
-        out = subprocess.run(cmd, capture_output=True, text=True,
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        if out.returncode:
-            print(f"{backend}: failed\n{out.stderr[-2000:]}")
+        r = run_child(__file__, ["--child", backend] + sys.argv[1:], args.threads)
+        if r is None:
             continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(r)
         spread = (r["max"] - r["min"]) / r["median"] * 100
         print(f"{backend:6s} {r['median']:8.1f} img/s  (min {r['min']:.1f}, max {r['max']:.1f}, "

@@ -87,3 +87,21 @@ def load_model(path: str | os.PathLike, backend: str) -> Any:
     model = get_backend(backend).build(meta["model"], config=config)
     model.load_state(weights, optimizer, meta, source=path)
     return model
+
+
+def weights_digest(weights: dict[str, np.ndarray]) -> str:
+    """sha256 over canonical weights (sorted names, dtype, shape, bytes): equal digests mean
+    bit-identical weights, whichever backend they came from.
+
+    Example:
+        >>> weights_digest(tf_model.get_weights()) == weights_digest(torch_model.get_weights())
+        True
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        a = np.ascontiguousarray(weights[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()

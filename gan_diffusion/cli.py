@@ -1,4 +1,4 @@
-"""Command line: `gan-diffusion train | sample | info | fid | fid-stats` (also `python -m gan_diffusion`).
+"""Command line: `gan-diffusion train | sample | compare | info | fid | fid-stats` (also `python -m gan_diffusion`).
 
 Model defaults come from the typed configs (one table for the API and the CLI); flags
 left unset keep those defaults. Every run folder holds config.json (the full record:
@@ -11,6 +11,7 @@ latent_dim 2, manifold.png and latent_scatter.png (docs/vae.md).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -40,7 +41,8 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 def _train_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options that define a run (what `--rerun` replays)."""
     keys = ("backend", "model", "dataset", "split", "image_size", "limit", "epochs", "batch_size",
-            "seed", "threads", "compile", "conditional", "optimizer", "learning_rate", "set")
+            "seed", "threads", "compile", "conditional", "optimizer", "learning_rate", "set",
+            "init", "native_rng", "tensorboard")
     return {k: getattr(args, k) for k in keys}
 
 
@@ -88,11 +90,12 @@ def _vae_figures(model: Any, out: Path, data: Any) -> list[Path]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gan_diffusion.backends import get_backend
+    from gan_diffusion.checkpoint import weights_digest
     from gan_diffusion.data import load_dataset, resolve_data_dir
     from gan_diffusion.protocols import History
     from gan_diffusion.registry import get_spec, make_config
     from gan_diffusion.runinfo import run_info
-    from gan_diffusion.utils.images import save_grid
+    from gan_diffusion.utils.images import make_grid, save_grid
     from gan_diffusion.utils.io import atomic_write_json
     from gan_diffusion.vae_base import VAEBase
 
@@ -130,10 +133,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = make_config(args.model, image_shape=data.image_shape, **overrides)
     model = backend.build(args.model, config=config)
     history = History()
+    rng = {"mode": "native" if args.native_rng else "controlled"}
+    if args.native_rng:  # framework RNG for init and training noise (gan_diffusion/compare/native.py)
+        from gan_diffusion.compare.native import apply_native_rng
+        rng.update(apply_native_rng(model, backend))
     if args.resume:
         model.restore(ckpt)
         if (out / "history.json").exists():
             history = History.load(out / "history.json")
+        rng = {**json.loads((out / "config.json").read_text()).get("rng", {}), **rng}
+    else:
+        if args.init and Path(args.init).exists():  # the initial state another run wrote
+            model.restore(args.init)
+            if model.epoch or model.global_step:
+                raise GanDiffusionError(f"--init {args.init} is a checkpoint of epoch {model.epoch}, "
+                                        "not an initial state; use --resume to continue a run")
+            rng["init_checkpoint"] = {"path": str(args.init), "action": "loaded"}
+        elif args.init:  # the first run of a comparison records its initial state for the others
+            model.save(args.init)
+            rng["init_checkpoint"] = {"path": str(args.init), "action": "written"}
+        rng["init_sha256"] = weights_digest(model.get_weights())
 
     eval_data, eval_split, evals = None, "", []
     if isinstance(model, VAEBase):  # negative ELBO, PSNR, SSIM on held-out images every epoch
@@ -145,10 +164,14 @@ def cmd_train(args: argparse.Namespace) -> int:
               "data": {"name": data.name, "description": data.description, "size": len(data),
                        "image_shape": list(data.image_shape),
                        "data_dir": str(resolve_data_dir(args.data_dir))},
-              "seed": config.seed, "backend": backend.name, **run_info(backend, threads)}
+              "seed": config.seed, "backend": backend.name, "rng": rng, **run_info(backend, threads)}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", record)
     log = open(out / "train.log", "a")
+    writer = None
+    if args.tensorboard:  # the backend's tensorboard.py: tf.summary or torch's SummaryWriter
+        tb = importlib.import_module(f"{backend.package.__name__}.tensorboard")
+        writer = tb.EventWriter(out / "tensorboard")
     remaining = args.epochs - model.epoch
     print(f"training {args.model} on {data.name} ({len(data)} images {data.image_shape}; "
           f"{data.description}) with backend {backend.name}, threads {threads}, "
@@ -158,6 +181,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         m.save(ckpt)
         images, nrow = m.preview_grid(GRID_N, seed=GRID_SEED)  # conditional: a row per class
         save_grid(out / "samples" / f"epoch_{stats.epoch:04d}.png", images, nrow)
+        if writer is not None:  # TensorBoard: losses, time, images/s and the grid, per epoch
+            writer.scalars(stats.epoch, {**{f"loss/{k}": v for k, v in stats.losses.items()},
+                                         "time/epoch_seconds": stats.seconds,
+                                         "time/images_per_sec": stats.images_per_sec})
+            writer.image("samples", make_grid(images, nrow), stats.epoch)
+            writer.flush()
         history.append(stats)
         history.save(out / "history.json")
         line = stats.log_line(args.epochs)
@@ -179,6 +208,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"nothing to do: {out} already has {model.epoch} epoch(s)")
     finally:
         log.close()
+        if writer is not None:
+            writer.close()
     if eval_data is not None:
         written = _vae_figures(model, out, eval_data)
         print(f"wrote {', '.join(p.name for p in written)} ({eval_split} images) to {out}")
@@ -239,6 +270,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from gan_diffusion.compare.runner import cmd_compare as run
+
+    return run(args)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from gan_diffusion import __version__
     from gan_diffusion.backends import available_backends
@@ -290,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--rerun", metavar="CONFIG_JSON", help="repeat the run recorded in a config.json")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal only)")
+    t.add_argument("--init", metavar="CHECKPOINT", default=None, help="start from the initial "
+                   "state (epoch-0 checkpoint) in this file; if it does not exist yet, write this "
+                   "run's initial state there, so later runs (other backends) start identically")
+    t.add_argument("--native-rng", action="store_true", help="draw initial weights and training "
+                   "noise with the framework's own RNG instead of the shared NumPy streams")
+    t.add_argument("--tensorboard", action="store_true", help="write TensorBoard event files "
+                   "(scalars per epoch, sample grids) to OUT/tensorboard with the framework's writer")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="sample a grid from a trained run")
@@ -313,6 +357,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", default=None, help="dataset cache for --forward-strip")
     s.add_argument("--out", required=True, help="PNG file")
     s.set_defaults(func=cmd_sample)
+
+    c = sub.add_parser("compare", help="train every (model, backend, seed), then tables, plots "
+                       "and an HTML report (docs/compare.md)")
+    c.add_argument("--models", default=None, help="comma-separated registered models (default: "
+                   "all registered of dcgan,wgan-gp,vae,ddpm)")
+    c.add_argument("--backends", default=None, help="comma-separated backends (default: tf,torch)")
+    c.add_argument("--preset", default=None, choices=("quick", "paper"), help="quick: minutes on "
+                   "2 cores on the embedded digits; paper: MNIST, 50 epochs, 3 seeds")
+    c.add_argument("--dataset", default=None, help="as for train (default: digits)")
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--epochs", type=int, default=None)
+    c.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1) per model "
+                   "and backend")
+    c.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    c.add_argument("--image-size", type=int, default=None)
+    c.add_argument("--batch-size", type=int, default=None)
+    c.add_argument("--threads", type=int, default=None, help="intra-op threads per run "
+                   "(default: all cores; quick preset: 2)")
+    c.add_argument("--n-eval", type=int, default=None, help="generated and real images for FID/KID")
+    c.add_argument("--native-rng", action="store_true", help="each framework's own RNG for "
+                   "initial weights and training noise (default: controlled, shared draws)")
+    c.add_argument("--extractor", default=None, help="quality feature extractor (default: "
+                   "gan_diffusion.compare.quality.DEFAULT_EXTRACTOR)")
+    c.add_argument("--score-backend", default=None, help="framework extracting quality features "
+                   "(default: the first of --backends)")
+    c.add_argument("--set", action="append", metavar="[MODEL.]NAME=VALUE",
+                   help="model config field for all models, or for one (dcgan.g_features=32)")
+    c.add_argument("--out", required=True, help="comparison folder (rerunning resumes it)")
+    c.add_argument("--report-only", action="store_true", help="only rebuild tables, plots and "
+                   "report from the finished runs (with the options recorded in OUT/compare.json)")
+    c.set_defaults(func=cmd_compare)
 
     i = sub.add_parser("info", help="backends, models, datasets and data dir")
     i.add_argument("--data-dir", default=None)

@@ -19,6 +19,7 @@ asymmetric split (more padding after than before), which PyTorch has no flag for
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -118,11 +119,15 @@ def weight_shapes(networks: dict[str, list[Layer]]) -> dict[str, tuple[int, ...]
             for p, shape in param_shapes(layer).items()}
 
 
-def init_glorot(networks: dict[str, list[Layer]], seed: int) -> dict[str, np.ndarray]:
+def init_glorot(networks: dict[str, list[Layer]], seed: int, rng: Any = None
+                ) -> dict[str, np.ndarray]:
     """Keras' default initialisation in NumPy: Glorot-uniform kernels
     (limit sqrt(6 / (fan_in + fan_out)), fans include the receptive field), zero biases,
-    BatchNorm gamma 1, beta 0, moving mean 0, variance 1; label embeddings N(0, 1)."""
-    rng = np.random.default_rng([seed, 0x1417])  # stream id: weight init
+    BatchNorm gamma 1, beta 0, moving mean 0, variance 1; label embeddings N(0, 1).
+
+    `rng`: another generator with NumPy's `normal`/`uniform` signatures (a framework's own,
+    for --native-rng runs); default: NumPy seeded with `seed`."""
+    rng = np.random.default_rng([seed, 0x1417]) if rng is None else rng  # stream id: weight init
     out = {}
     for name, shape in weight_shapes(networks).items():
         param = name.rsplit("/", 1)[1]
@@ -141,14 +146,15 @@ def init_glorot(networks: dict[str, list[Layer]], seed: int) -> dict[str, np.nda
     return out
 
 
-def init_normal(networks: dict[str, list[Layer]], seed: int, std: float = 0.02
-                ) -> dict[str, np.ndarray]:
+def init_normal(networks: dict[str, list[Layer]], seed: int, std: float = 0.02,
+                rng: Any = None) -> dict[str, np.ndarray]:
     """DCGAN initialisation in NumPy, so every backend starts from the same weights.
 
     Kernels ~ N(0, std); BatchNorm gamma ~ N(1, std), beta = 0; moving mean 0, variance 1;
-    biases 0; label embeddings ~ N(0, 1) (torch's nn.Embedding default).
+    biases 0; label embeddings ~ N(0, 1) (torch's nn.Embedding default). `rng`: as in
+    `init_glorot`.
     """
-    rng = np.random.default_rng([seed, 0x1417])  # stream id: weight init
+    rng = np.random.default_rng([seed, 0x1417]) if rng is None else rng  # stream id: weight init
     out = {}
     for name, shape in weight_shapes(networks).items():
         param = name.rsplit("/", 1)[1]

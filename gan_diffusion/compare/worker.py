@@ -1,0 +1,133 @@
+"""The subprocess side of `compare`: one framework per process.
+
+    python -m gan_diffusion.compare.worker run SPEC.json     one (model, backend, seed) run
+    python -m gan_diffusion.compare.worker score SPEC.json   FID/KID of finished runs
+
+`run` trains through `gan-diffusion train` (the same code, run folder and records: config.json,
+history.json, checkpoints, samples/, tensorboard/), then records the process's peak resident
+memory, draws the evaluation samples (and a trajectory where the model provides one) with
+the trained model, and writes RUN/run.json with "finished": true last. A run without that
+file did not finish.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gan_diffusion.utils.io import atomic_open, atomic_write_json
+
+EVAL_SEED = 1_000_003  # latent seed of the evaluation samples (not the preview grids' seed 0)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, MiB (Linux ru_maxrss is in KiB)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
+
+
+def save_images(path: Path, images: np.ndarray, **meta: Any) -> None:
+    """uint8 images (and JSON metadata) as an .npz, atomically (read with allow_pickle=False)."""
+    with atomic_open(path, "wb") as f:
+        np.savez_compressed(f, images=images, meta=np.array(json.dumps(meta)))
+
+
+def run(spec: dict[str, Any]) -> int:
+    """Train one run, then draw its evaluation samples; writes RUN/run.json when done."""
+    from gan_diffusion.checkpoint import load_model
+    from gan_diffusion.cli import main as cli_main
+
+    out = Path(spec["run_dir"])
+    start = time.perf_counter()
+    code = cli_main(spec["train_argv"])
+    if code:
+        return code
+    train_wall, peak = time.perf_counter() - start, peak_rss_mb()   # before evaluation allocates
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+
+    model = load_model(out / "checkpoints" / "latest.npz", spec["backend"])
+    record = evaluation_outputs(model, spec, out)
+    atomic_write_json(out / "run.json", {
+        "finished": True, "spec": spec, "peak_rss_mb": peak, "train_wall_s": train_wall,
+        "cpu_user_s": usage.ru_utime, "cpu_system_s": usage.ru_stime, **record,
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    return 0
+
+
+def evaluation_outputs(model: Any, spec: dict[str, Any], out: Path) -> dict[str, Any]:
+    """What a trained model contributes to the comparison, written to `out`:
+    eval_samples.npz (n_eval images, timed), trajectory.npz (models with a trajectory
+    method) and the model's own evaluation (spec["evaluate"]). Returns the run.json fields."""
+    kwargs = spec.get("sample_kwargs", {})
+    model.sample(min(8, spec["n_eval"]), seed=EVAL_SEED, **kwargs)   # warm-up (tracing)
+    t = time.perf_counter()
+    fake = model.sample(spec["n_eval"], seed=EVAL_SEED, **kwargs)    # (n_eval, H, W, C) uint8
+    sample_s = time.perf_counter() - t
+    save_images(out / "eval_samples.npz", fake, seed=EVAL_SEED, sample_kwargs=kwargs)
+    trajectory = spec.get("trajectory")
+    if trajectory and hasattr(model, trajectory):
+        traj = np.asarray(getattr(model, trajectory)(8, seed=EVAL_SEED, **kwargs))  # (8 * frames, H, W, C)
+        save_images(out / "trajectory.npz", traj.astype(np.uint8), method=trajectory, n=8)
+    return {"sample": {"n": int(len(fake)), "seconds": sample_s,
+                       "images_per_sec": len(fake) / sample_s if sample_s > 0 else None,
+                       "kwargs": kwargs},
+            "trajectory": (out / "trajectory.npz").exists(),
+            "evaluate": evaluate(model, spec) if spec.get("evaluate") else {}}
+
+
+def evaluate(model: Any, spec: dict[str, Any]) -> dict[str, float]:
+    """The model's own evaluation on the first n_eval images of the evaluation split, e.g.
+    the VAE's negative ELBO per image: {name: value} for the names in spec["evaluate"]."""
+    from gan_diffusion.data import load_dataset
+
+    d = spec["eval_data"]
+    data = load_dataset(d["dataset"], split=d["split"], data_dir=d.get("data_dir"),
+                        image_size=d.get("image_size"), limit=spec["n_eval"])
+    result = model.evaluate(data)
+    return {k: float(result[k]) for k in spec["evaluate"]}
+
+
+def score(spec: dict[str, Any]) -> int:
+    """FID/KID of each listed run's evaluation samples against the reference images;
+    writes RUN/quality.json (skips runs already scored with the same extractor)."""
+    from gan_diffusion.compare.quality import score_samples
+
+    with np.load(spec["reference"], allow_pickle=False) as f:
+        real = f["images"]
+    for run_dir in map(Path, spec["runs"]):
+        target = run_dir / "quality.json"
+        if target.exists() and json.loads(target.read_text()).get("extractor") == spec["extractor"]:
+            continue
+        with np.load(run_dir / "eval_samples.npz", allow_pickle=False) as f:
+            fake = f["images"]
+        scores = score_samples(fake, real, spec["extractor"], spec.get("backend"))
+        atomic_write_json(target, {"extractor": spec["extractor"], "scores": scores})
+        fid = scores["fid"]
+        print(f"scored {run_dir}: fid {fid['value']:.4g} [{fid['extractor']}], "
+              f"kid {scores['kid']['value']:.4g}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gan_diffusion.errors import GanDiffusionError
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] not in ("run", "score"):
+        print("usage: python -m gan_diffusion.compare.worker run|score SPEC.json", file=sys.stderr)
+        return 2
+    spec = json.loads(Path(argv[1]).read_text())
+    try:
+        return run(spec) if argv[0] == "run" else score(spec)
+    except (GanDiffusionError, ValueError, FileNotFoundError) as exc:
+        print(f"gan-diffusion compare worker: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
