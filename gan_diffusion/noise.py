@@ -37,3 +37,10 @@ def latent(n: int, dim: int, seed: int) -> np.ndarray:
 def uniform(seed: int, stream: str, step: int, shape: tuple[int, ...]) -> np.ndarray:
     """Uniform [0, 1) float32 noise of `shape` for (seed, stream, step)."""
     return rng_for(seed, stream, step).random(shape, dtype=np.float32)
+
+
+def integers(seed: int, stream: str, step: int, high: int, shape: int | tuple[int, ...]
+             ) -> np.ndarray:
+    """Integers uniform in [0, high), int64 of `shape`, for (seed, stream, step) (e.g. the
+    diffusion timesteps of one training step)."""
+    return rng_for(seed, stream, step).integers(0, high, shape)

@@ -61,7 +61,8 @@ def test_standin_quality_scores_are_labelled_and_sensible():
     real, other = digits[:300], digits[300:600]
     noise = np.random.default_rng(0).integers(0, 256, other.shape, dtype=np.uint8)
     blurred = ((other.astype(np.int32) + np.roll(other, 3, axis=2)) // 2).astype(np.uint8)
-    same, blur, bad = (quality.score_samples(x, real, kid_subsets=10) for x in (other, blurred, noise))
+    same, blur, bad = (quality.score_samples(x, real, extractor="pixels-pca64", kid_subsets=10)
+                       for x in (other, blurred, noise))
     assert same["fid"]["extractor"] == "pixels-pca64" == bad["kid"]["extractor"]
     assert same["fid"]["n_real"] == 300 and same["fid"]["n_fake"] == 300
     assert same["fid"]["value"] < blur["fid"]["value"] < bad["fid"]["value"]
@@ -72,31 +73,57 @@ def test_standin_quality_scores_are_labelled_and_sensible():
     with pytest.raises(ConfigError, match="differ in shape"):
         quality.score_samples(real[:, :14], real)
     with pytest.raises(ConfigError, match="more than 64 real images"):
-        quality.score_samples(real[:50], real[:50])
+        quality.score_samples(real[:50], real[:50], extractor="pixels-pca64")
 
 
-def test_real_extractors_go_through_the_shared_fid_api(monkeypatch):
+@pytest.fixture
+def no_inception(monkeypatch, tmp_path):
+    """No FID Inception weights anywhere: "auto" must pick the shipped offline networks."""
+    from gan_diffusion.models import inception as inc_spec
+
+    monkeypatch.delenv(inc_spec.WEIGHTS_DIR_ENV, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+def test_auto_extractor_resolves_to_the_shipped_network_for_the_shape(no_inception):
+
+    assert quality.DEFAULT_EXTRACTOR == "auto"
+    assert quality.resolve_extractor(None, (28, 28, 1)) == "lenet-mnist"
+    assert quality.resolve_extractor("auto", (32, 32, 3)) == "cnn-cifar10"
+    assert quality.resolve_extractor("pixels-pca64", (64, 64, 3)) == "pixels-pca64"
+    with pytest.raises(ConfigError, match="no offline extractor for 64x64x3"):
+        quality.resolve_extractor("auto", (64, 64, 3))
+    with pytest.raises(ConfigError):            # LeNet takes 28x28x1 only
+        quality.resolve_extractor("lenet-mnist", (32, 32, 3))
+    with pytest.raises(UnknownNameError, match="lenet-mnist"):
+        quality.resolve_extractor("inceptoin", (28, 28, 1))
+    assert quality.score_label("lenet-mnist", "fid") == "FID-LeNet(MNIST)"
+    assert quality.score_label("inception", "kid") == "KID"
+    assert quality.score_label("pixels-pca64", "fid") == "FID [pixels-pca64]"
+    assert "not comparable with Inception" in quality.extractor_note("lenet-mnist")
+    assert "NOT Inception FID" in quality.extractor_note("pixels-pca64")
+
+
+def test_real_extractor_scores_through_the_shared_metrics_api(no_inception):
+    """The harness's default path: LeNet-MNIST features through gan_diffusion.metrics, the
+    same code `gan-diffusion fid` runs (torch extracts; its TF twin agrees, test_classifiers)."""
+    pytest.importorskip("torch")
     from gan_diffusion import metrics
-    from gan_diffusion.metrics import Score
+    from gan_diffusion.data import load_dataset
 
-    calls = []
-
-    def fake_metric(name):
-        def f(real, fake, extractor="auto", backend=None):
-            calls.append((name, real.shape, fake.shape, extractor, backend))
-            return Score(name, 1.5, None, len(real), len(fake), f"{extractor}-features")
-        return f
-
-    real = _blobs(80)
-    monkeypatch.delattr(metrics, "fid", raising=False)
-    with pytest.raises(ConfigError, match="needs gan_diffusion.metrics.fid"):
-        quality.score_samples(real, real, extractor="auto")
-    monkeypatch.setattr(metrics, "fid", fake_metric("fid"), raising=False)
-    monkeypatch.setattr(metrics, "kid", fake_metric("kid"), raising=False)
-    out = quality.score_samples(real[:70], real, extractor="auto", backend="torch")
-    assert out["fid"]["value"] == 1.5 and out["kid"]["extractor"] == "auto-features"
-    assert calls[0] == ("fid", (80, 28, 28, 1), (70, 28, 28, 1), "auto", "torch")
-
+    digits = load_dataset("digits").images                     # (1797, 28, 28, 1) uint8
+    real, other = digits[:400], digits[400:800]
+    noise = np.random.default_rng(0).integers(0, 256, other.shape, dtype=np.uint8)
+    same, bad = (quality.score_samples(x, real, extractor="lenet-mnist", backend="torch",
+                                       kid_subsets=10) for x in (other, noise))
+    assert same["fid"]["name"] == "FID-LeNet(MNIST)" and same["kid"]["name"] == "KID-LeNet(MNIST)"
+    assert same["fid"]["extractor"].startswith("lenet-mnist@")
+    assert same["fid"]["n_real"] == 400 and same["kid"]["n_fake"] == 400
+    assert same["fid"]["value"] < bad["fid"]["value"] / 10
+    assert same["kid"]["value"] < bad["kid"]["value"]
+    # the number is the shared API's own, not a re-implementation
+    ref = metrics.fid(real, other, extractor="lenet-mnist", backend="torch", progress=False)
+    assert same["fid"]["value"] == pytest.approx(ref.value, rel=1e-9)
 
 def test_presets_and_overrides():
     from gan_diffusion.compare.presets import resolve
@@ -104,7 +131,9 @@ def test_presets_and_overrides():
     quick = resolve("quick")
     assert (quick.dataset, quick.epochs, quick.seeds, quick.threads) == ("digits", 6, 2, 2)
     assert quick.models[:2] == ["dcgan", "wgan-gp"] and quick.backends == ["tf", "torch"]
+    assert quick.models == ["dcgan", "wgan-gp", "vae", "ddpm"]
     assert quick.overrides["dcgan"] == {"g_features": 32, "d_features": 32, "batch_size": 32}
+    assert quick.overrides["ddpm"]["sample_steps"] == 20
     paper = resolve("paper", models="dcgan", epochs=2, sets=["dcgan.g_features=16", "seed=3"])
     assert (paper.dataset, paper.epochs, paper.seeds, paper.n_eval) == ("mnist", 2, 3, 10000)
     assert paper.overrides == {"dcgan": {"g_features": 16, "seed": 3}}
@@ -126,13 +155,21 @@ def test_numpy_init_alone_gives_identical_weights(backends, model):
     assert digests["tf"] == digests["torch"]
 
 
-@pytest.mark.parametrize("model", ["dcgan", "wgan-gp"])
+SMALL = {"dcgan": small_dcgan((28, 28, 1)),
+         "wgan-gp": {"image_shape": (28, 28, 1), "d_features": 8},
+         "vae": {"image_shape": (28, 28, 1)},
+         "ddpm": {"image_shape": (28, 28, 1), "base_channels": 8, "channel_mults": (1, 2),
+                  "norm_groups": 4}}
+TRAINING_STREAM = {"dcgan": "latent", "wgan-gp": "interp", "vae": "reparam", "ddpm": "diffusion"}
+
+
+@pytest.mark.parametrize("model", ["dcgan", "wgan-gp", "vae", "ddpm"])
 def test_native_rng_draws_weights_and_noise_with_the_framework(backends, model, monkeypatch):
     from gan_diffusion import noise
     from gan_diffusion.checkpoint import weights_digest
     from gan_diffusion.compare.native import apply_native_rng
 
-    kw = small_dcgan((28, 28, 1)) if model == "dcgan" else {"image_shape": (28, 28, 1), "d_features": 8}
+    kw = SMALL[model]
     digests, drawn = {}, {}
     for name, be in backends.items():
         controlled = be.build(model, **kw)
@@ -143,21 +180,29 @@ def test_native_rng_draws_weights_and_noise_with_the_framework(backends, model, 
         m = be.build(model, **kw)
         record = apply_native_rng(m, be)
         assert record["init"].startswith("tf.random" if name == "tf" else "torch.Generator")
-        assert sys.modules[type(m).__module__].__name__ in record["patched_modules"]
+        assert record["patched_modules"]
         w, w0 = m.get_weights(), controlled.get_weights()
         digests[name] = weights_digest(w)
         assert digests[name] != weights_digest(w0)
-        kernel = next(k for k in w if k.endswith("kernel"))
+        kernel = next(k for k in w if k.endswith("kernel") and np.std(w0[k]) > 0)
         # same distribution as the NumPy init: the spread of a kernel matches within 10 %
         assert np.std(w[kernel]) == pytest.approx(np.std(w0[kernel]), rel=0.1)
         again = be.build(model, **kw)
         apply_native_rng(again, be)
         assert weights_digest(again.get_weights()) == digests[name]     # seeded: reproducible
-        mod = sys.modules[type(m).__module__]
-        z = mod.noise.normal(0, "latent", 0, (4, 8))
-        assert z.shape == (4, 8) and not np.allclose(z, noise.normal(0, "latent", 0, (4, 8)))
+        mod = sys.modules[record["patched_modules"][0]]
+        stream = TRAINING_STREAM[model]
+        z = mod.noise.normal(0, stream, 0, (4, 8))
+        assert z.shape == (4, 8) and not np.allclose(z, noise.normal(0, stream, 0, (4, 8)))
+        t = mod.noise.integers(0, "timestep", 0, 1000, 64)
+        assert t.dtype == np.int64 and t.min() >= 0 and t.max() < 1000
+        assert not np.array_equal(t, noise.integers(0, "timestep", 0, 1000, 64))
+        # evaluation noise stays the shared draws, so quality is measured on the same noise
+        np.testing.assert_array_equal(mod.noise.normal(0, "sample", 3, (2, 5)),
+                                      noise.normal(0, "sample", 3, (2, 5)))
         drawn[name] = z
         m.train_step(np.zeros((8, 28, 28, 1), np.uint8))                  # trains with it
+        monkeypatch.undo()  # shared modules (vae_base, diffusion) unpatched for the next backend
     assert digests["tf"] != digests["torch"]
     assert not np.allclose(drawn["tf"], drawn["torch"])
 
@@ -174,8 +219,8 @@ def test_compare_package_imports_no_framework():
 
 
 class _StubModel:
-    """Stands in for models not merged on this branch: a VAE (evaluate -> neg_elbo) and a
-    diffusion model (trajectory) plug in through compare/models.py alone."""
+    """Stands in for a VAE (evaluate -> neg_elbo) and a diffusion model (trajectory): models
+    plug in through compare/models.py alone (the real ones run in tests/test_compare.py)."""
 
     def __init__(self, shift):
         self.shift = shift

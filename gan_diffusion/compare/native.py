@@ -7,14 +7,16 @@ What changes in a native run (everything else is as in controlled mode):
   gan_diffusion/compare/models.py), drawn by the framework's generator (`torch.Generator`
   / `tf.random.Generator`, gan_diffusion/<backend>_backend/rng.py) seeded with the config
   seed; so TF and torch start from different weights.
-- training noise: every `noise.normal` / `noise.uniform` call made by the modules of the
-  model's class hierarchy is answered by one framework generator per stream ("latent",
-  "interp", ...), seeded from (seed, stream) and drawn sequentially, the way a framework
-  program draws noise, instead of as a pure function of the global step.
+- training noise: every `noise.normal` / `noise.uniform` / `noise.integers` call made by the
+  modules of the model's class hierarchy is answered by one framework generator per stream
+  ("latent", "interp", "reparam", "timestep", "diffusion", ...), seeded from (seed, stream)
+  and drawn sequentially, the way a framework program draws noise, instead of as a pure
+  function of the global step.
 
 Unchanged: the data order (the NumPy epoch permutation, gan_diffusion/data), and the
-evaluation latents of `sample(seed=...)` (`noise.latent`), so quality is measured on the
-same latent vectors in both modes. A resumed native run does not continue its noise
+evaluation noise: the latents of `sample(seed=...)` (`noise.latent`) and the streams in
+EVAL_STREAMS (diffusion sampling's x_T and step noise, the VAE's evaluation eps), so quality
+is measured on the same noise in both modes. A resumed native run does not continue its noise
 sequence (the generator state is not checkpointed); `compare` restarts interrupted runs
 from scratch, so its runs are never resumed.
 """
@@ -37,12 +39,16 @@ def stream_seed(seed: int, stream: str) -> int:
                                       ).generate_state(1)[0] >> 1)
 
 
+EVAL_STREAMS = ("sample", "reparam_eval")  # evaluation noise: always the shared NumPy draws
+
+
 class NativeNoise:
     """Takes the place of the `gan_diffusion.noise` module inside a model's modules.
 
-    `normal`/`uniform` draw from a framework generator per stream (the `seed` argument picks
-    the generators; `step` is ignored: draws are sequential). Everything else, `latent`
-    (evaluation sampling) included, is the shared NumPy module's.
+    `normal`/`uniform`/`integers` draw from a framework generator per stream (the `seed`
+    argument picks the generators; `step` is ignored: draws are sequential), except for the
+    EVAL_STREAMS. Everything else, `latent` (evaluation sampling) included, is the shared
+    NumPy module's.
     """
 
     def __init__(self, rng_cls: Any):
@@ -56,10 +62,21 @@ class NativeNoise:
         return self._rngs[key]
 
     def normal(self, seed: int, stream: str, step: int, shape: tuple[int, ...]) -> np.ndarray:
+        if stream in EVAL_STREAMS:
+            return shared_noise.normal(seed, stream, step, shape)
         return self._rng(seed, stream).normal(0.0, 1.0, shape)
 
     def uniform(self, seed: int, stream: str, step: int, shape: tuple[int, ...]) -> np.ndarray:
+        if stream in EVAL_STREAMS:
+            return shared_noise.uniform(seed, stream, step, shape)
         return self._rng(seed, stream).uniform(0.0, 1.0, shape)
+
+    def integers(self, seed: int, stream: str, step: int, high: int,
+                 shape: int | tuple[int, ...]) -> np.ndarray:
+        if stream in EVAL_STREAMS:
+            return shared_noise.integers(seed, stream, step, high, shape)
+        u = np.asarray(self._rng(seed, stream).uniform(0.0, 1.0, shape), np.float64)
+        return np.minimum(np.floor(u * high), high - 1).astype(np.int64)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(shared_noise, name)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_diffusion.compare.quality import extractor_note, score_label
 from gan_diffusion.compare.tables import RunResult
 
 COLORS = {"tf": "#e8710a", "torch": "#1f6fd1"}  # TensorFlow orange, PyTorch blue
@@ -137,16 +138,14 @@ def quality_bars(results: list[RunResult], extractor: str, folder: Path) -> list
                        label=NAMES.get(be, be) if i == 0 else None)
                 ax.plot([x] * len(vals), vals, "k.", ms=4)
         ax.set_xticks(range(len(models)), models)
-        ax.set_title(f"{metric.upper()} [{extractor}] (lower is better)", fontsize=10)
+        ax.set_title(f"{score_label(extractor, metric)} (lower is better)", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
     path = folder / "quality.png"
     _save(fig, path)
-    stand_in = " The extractor is a stand-in (PCA of pixels), not Inception." \
-        if extractor.startswith("pixels") else ""
     return [Figure("Sample quality", path, "Bars: mean over seeds; error bars: standard deviation; "
-                   "dots: individual seeds." + stand_in)]
+                   "dots: individual seeds. " + extractor_note(extractor))]
 
 
 def _grid(images: np.ndarray, n: int = 64) -> np.ndarray:

@@ -3,16 +3,18 @@
 `score_samples` is the one place the harness computes quality. The extractor is named in
 every Score and every table header:
 
-- "pixels-pca64" (the default until the shared FID API lands): a STAND-IN, not Inception
+- "auto" (the default), "inception", "lenet-mnist", "cnn-cifar10": the shared metrics API
+  (`gan_diffusion.metrics.compute_metrics`, docs/metrics.md), with `backend` choosing the
+  framework that extracts the features. `resolve_extractor` turns "auto" into the concrete
+  name before any run starts: Inception when its weights are on disk, else the shipped
+  offline network for the image shape (28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10),
+  whose scores are named "FID-LeNet(MNIST)" etc., never plain "FID".
+- "pixels-pca64" (explicit only, for shapes no network covers): a STAND-IN, not Inception
   FID. Images are flattened to [0, 1] pixels and projected on the 64 leading principal
   components of the real reference images; FID and KID are then computed on those 64-d
   features with the project's NumPy metrics (fid_from_features, kid_from_features). It is
   offline, fast and sensitive to blurry or wrong-shaped samples, but its values are not
   comparable with published FIDs.
-- any other id ("auto", "inception-v3", ...) goes to `gan_diffusion.metrics.fid` / `kid`
-  (the shared FID API), with `backend` choosing the framework that extracts the features.
-
-Switching the default is one line: DEFAULT_EXTRACTOR below.
 """
 from __future__ import annotations
 
@@ -22,8 +24,63 @@ import numpy as np
 
 from gan_diffusion.errors import ConfigError
 
-DEFAULT_EXTRACTOR = "pixels-pca64"   # <- "auto" once gan_diffusion.metrics.fid/kid are merged
+DEFAULT_EXTRACTOR = "auto"          # the shared metrics API's own default
 STAND_INS = {"pixels-pca64": 64}      # stand-in extractor id -> number of principal components
+
+
+def resolve_extractor(extractor: str | None, image_shape: tuple[int, ...]) -> str:
+    """The concrete extractor name for images of `image_shape`.
+
+    Args:
+        extractor: "auto" / None, a stand-in name (STAND_INS) or a registry name of
+            gan_diffusion.metrics.extractors.EXTRACTORS.
+        image_shape: (H, W, C) of the images to score.
+
+    Returns:
+        The name (never "auto"): what every run of a comparison is scored with.
+
+    Raises:
+        ConfigError: "auto" found neither the Inception weights nor an offline network for
+            this shape, or a named network does not take this shape.
+        UnknownNameError: an unknown name (the message lists the valid ones).
+
+    Example:
+        >>> resolve_extractor("auto", (28, 28, 1))     # without the Inception weights
+        'lenet-mnist'
+    """
+    from gan_diffusion.metrics.extractors import auto_extractor, check_shape, get_extractor_entry
+
+    extractor = extractor or DEFAULT_EXTRACTOR
+    if extractor in STAND_INS:
+        return extractor
+    entry = auto_extractor(tuple(image_shape)) if extractor == "auto" else get_extractor_entry(extractor)
+    check_shape(entry, tuple(image_shape), "the comparison's images")
+    return entry.name
+
+
+def score_label(extractor: str, metric: str) -> str:
+    """Column / axis label of `metric` ("fid", "kid") under `extractor`: "FID" for Inception,
+    "FID-LeNet(MNIST)" for a shipped network, "FID [pixels-pca64]" for a stand-in."""
+    if extractor in STAND_INS:
+        return f"{metric.upper()} [{extractor}]"
+    from gan_diffusion.metrics.extractors import get_extractor_entry
+
+    return get_extractor_entry(extractor).score_name(metric)
+
+
+def extractor_note(extractor: str) -> str:
+    """One sentence for tables and reports saying what the quality features are."""
+    if extractor in STAND_INS:
+        return (f"Quality features: {extractor}, a stand-in (FID/KID on the {STAND_INS[extractor]} "
+                "leading principal components of the real images' pixels), NOT Inception FID; its "
+                "values rank models of one report but are not comparable with published FIDs.")
+    from gan_diffusion.metrics.extractors import get_extractor_entry
+
+    entry = get_extractor_entry(extractor)
+    if entry.name == "inception":
+        return "Quality features: the FID Inception-v3 (pool3, 2048-d), the standard FID."
+    return (f"Quality features: {entry.description} (scores named {entry.score_name('fid')}, "
+            f"{entry.score_name('kid')}; not comparable across datasets either).")
 
 
 def _check_images(images: Any, name: str) -> np.ndarray:
@@ -59,12 +116,11 @@ def score_samples(fake: np.ndarray, real: np.ndarray, extractor: str | None = No
     Args:
         fake: generated images, uint8 NHWC.
         real: reference images, uint8 NHWC of the same H, W, C.
-        extractor: feature extractor id (default DEFAULT_EXTRACTOR); stand-ins are listed
-            in STAND_INS, anything else is passed to gan_diffusion.metrics.fid/kid.
+        extractor: feature extractor name (default DEFAULT_EXTRACTOR, "auto"); stand-ins are
+            listed in STAND_INS, anything else goes to gan_diffusion.metrics.compute_metrics.
         backend: framework extracting the features (real extractors only).
         seed: seed of KID's subset sampling.
-        kid_subsets: KID subsets of min(1000, n) images each (stand-ins; the shared API
-            uses its own defaults).
+        kid_subsets: KID subsets of min(1000, n) images each.
 
     Returns:
         {"fid": Score.to_dict(), "kid": Score.to_dict()}: value, std, n_real, n_fake, extractor.
@@ -72,7 +128,7 @@ def score_samples(fake: np.ndarray, real: np.ndarray, extractor: str | None = No
     Example:
         >>> s = score_samples(fake_uint8, real_uint8)
         >>> s["fid"]["value"], s["fid"]["extractor"]
-        (12.3, 'pixels-pca64')
+        (0.85, 'lenet-mnist@...')
     """
     fake, real = _check_images(fake, "fake"), _check_images(real, "real")
     if fake.shape[1:] != real.shape[1:]:
@@ -88,11 +144,11 @@ def score_samples(fake: np.ndarray, real: np.ndarray, extractor: str | None = No
         kid = kid_from_features(fr, ff, extractor=extractor, n_subsets=kid_subsets,
                                 subset_size=min(1000, len(fr), len(ff)), seed=seed)
     else:
-        from gan_diffusion import metrics
+        from gan_diffusion.metrics import compute_metrics
 
-        if not hasattr(metrics, "fid") or not hasattr(metrics, "kid"):
-            raise ConfigError(f"extractor {extractor!r} needs gan_diffusion.metrics.fid and .kid, "
-                              "which this checkout does not have yet; use --extractor pixels-pca64")
-        fid = metrics.fid(real, fake, extractor=extractor, backend=backend)
-        kid = metrics.kid(real, fake, extractor=extractor, backend=backend)
+        # one feature extraction per image set for both scores
+        scores = compute_metrics(real, fake, fid=True, kid=True, extractor=extractor,
+                                 backend=backend, progress=False, kid_subsets=kid_subsets,
+                                 kid_subset_size=min(1000, len(real), len(fake)), kid_seed=seed)
+        fid, kid = scores["fid"], scores["kid"]
     return {"fid": fid.to_dict(), "kid": kid.to_dict()}

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from gan_diffusion.compare.presets import CompareOptions
+from gan_diffusion.compare.quality import extractor_note
 from gan_diffusion.compare.tables import run_folder
 from gan_diffusion.errors import BackendNotAvailableError, ConfigError
 from gan_diffusion.utils.io import atomic_write_json
@@ -115,6 +116,15 @@ def eval_split(dataset: str) -> str:
     return "test" if dataset.lower() in ("mnist", "cifar10") else "train"
 
 
+def eval_image_shape(opts: CompareOptions) -> tuple[int, int, int]:
+    """(H, W, C) of the comparison's evaluation images (loads one image)."""
+    from gan_diffusion.data import load_dataset
+
+    ds = load_dataset(opts.dataset, split=eval_split(opts.dataset), data_dir=opts.data_dir,
+                      image_size=opts.image_size, limit=1)
+    return tuple(ds.image_shape)
+
+
 def prepare_reference(opts: CompareOptions, out: Path) -> Path:
     """OUT/reference.npz: n_eval real images (a seeded random subset of the evaluation split)."""
     from gan_diffusion.compare.worker import save_images
@@ -148,11 +158,12 @@ def run_compare(opts: CompareOptions, out: str | os.PathLike, report_only: bool 
     """
     from gan_diffusion.backends import available_backends
     from gan_diffusion.compare.models import traits
-    from gan_diffusion.compare.quality import DEFAULT_EXTRACTOR, STAND_INS
+    from gan_diffusion.compare.quality import STAND_INS, resolve_extractor
 
     out = Path(out)
     start = time.perf_counter()
-    opts.extractor = opts.extractor or DEFAULT_EXTRACTOR
+    if not report_only:  # "auto" -> a concrete name, checked before any run starts
+        opts.extractor = resolve_extractor(opts.extractor, eval_image_shape(opts))
     missing = [b for b in opts.backends if b not in available_backends()]
     if missing and not report_only:
         raise BackendNotAvailableError(f"backend(s) {missing} are not installed; install "
@@ -266,10 +277,7 @@ def build_outputs(opts: CompareOptions, out: Path, command: str = "") -> tuple[P
     }
     notes = ["Timings come from a machine that may be shared with other jobs; compare the "
              "framework effect with its interval and with the seed-to-seed spread, not single numbers."]
-    if opts.extractor.startswith("pixels"):
-        notes.insert(0, f"Quality features: {opts.extractor}, a stand-in (FID/KID on the 64 leading "
-                     "principal components of the real images' pixels), NOT Inception FID; its "
-                     "values rank models of one report but are not comparable with published FIDs.")
+    notes.insert(0, extractor_note(opts.extractor))
     if opts.dataset == "digits":
         notes.append("Data: the embedded scikit-learn digits (8x8 upscaled to 28x28), NOT MNIST.")
     return report.write_report(out / "report.html", tabs, figures, context, notes), tabs

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from gan_diffusion.compare.quality import extractor_note, score_label
 from gan_diffusion.compare.stats import mean_std, paired_interval, seed_spread, welch_interval
 
 
@@ -297,17 +298,14 @@ def quality_table(results: list[RunResult], extractor: str) -> Table:
         row["n_real"] = q.get("fid", {}).get("n_real")
         rows.append(row)
     keys = list(dict.fromkeys(k[:-5] for r in rows for k in r if k.endswith("_mean")))
-    label = {"fid": f"FID [{extractor}]", "kid": f"KID [{extractor}]"}
+    label = {m: score_label(extractor, m) for m in ("fid", "kid")}
     cols = [("Model", lambda r: r["model"]), ("Backend", lambda r: r["backend"]),
             ("Seeds", lambda r: str(r["n_seeds"]))]
     cols += [(label.get(k, f"{k[5:]} (eval split)" if k.startswith("eval_") else f"{k} (final epoch)"),
               (lambda k: lambda r: fmt_ms(r.get(f"{k}_mean", math.nan), r.get(f"{k}_std", math.nan)))(k))
              for k in keys]
     cols += [("Samples (fake / real)", lambda r: f"{fmt(r['n_fake'])} / {fmt(r['n_real'])}")]
-    note = (f"Mean ± standard deviation over seeds. Features: {extractor}"
-            + (" — a stand-in (FID/KID on the 64 leading principal components of the real "
-               "images' pixels), NOT Inception FID; values are not comparable with published FIDs."
-               if extractor.startswith("pixels") else "."))
+    note = f"Mean ± standard deviation over seeds. {extractor_note(extractor)}"
     return Table("quality", "Final sample quality", rows, cols, note)
 
 

@@ -65,7 +65,7 @@ class DiffusionModelBase(TrainerBase):
         """
         c = self.config
         if t is None:
-            t = noise.rng_for(c.seed, "timestep", step).integers(0, c.timesteps, n)
+            t = noise.integers(c.seed, "timestep", step, c.timesteps, n)
         t = np.asarray(t, np.int64)
         if t.shape != (n,) or t.min() < 0 or t.max() >= c.timesteps:
             raise ValueError(f"t must be {n} timesteps in [0, {c.timesteps}), got {t.shape}")

@@ -158,13 +158,15 @@ def ddpm_weight_shapes(cfg: Any) -> dict[str, tuple[int, ...]]:
 ZERO_INIT = (".conv2/kernel", ".proj/kernel", "out.conv/kernel")
 
 
-def init_unet(cfg: Any, seed: int) -> dict[str, np.ndarray]:
+def init_unet(cfg: Any, seed: int, rng: Any = None) -> dict[str, np.ndarray]:
     """Initial weights drawn once in NumPy, so both backends start identical; EMA = weights.
 
     Kernels Glorot-uniform (fans include the receptive field), zero for the last layer of each
     residual branch (ZERO_INIT); biases and GroupNorm beta 0, gamma 1; label embeddings N(0, 1).
+    `rng`: another generator with NumPy's `normal`/`uniform` signatures (a framework's own,
+    for --native-rng runs); default: NumPy seeded with `seed`.
     """
-    rng = np.random.default_rng([seed, 0x1417, 5])  # stream id: weight init, DDPM
+    rng = np.random.default_rng([seed, 0x1417, 5]) if rng is None else rng  # stream id: weight init, DDPM
     dtype = getattr(cfg, "dtype", "float32")
     weights = {}
     for name, (kind, shape) in unet_params(cfg).items():
