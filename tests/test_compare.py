@@ -266,3 +266,18 @@ def test_compare_errors_are_one_clear_line(tmp_path):
     bad = cli("compare", "--models", "dcgan", "--backends", "tf,jax", "--out", str(tmp_path / "x"),
               check=False)
     assert bad.returncode == 2 and "unknown backend 'jax'" in bad.stderr
+
+
+def test_report_only_rebuilds_from_the_runs_alone(compared, tmp_path):
+    """--report-only without compare.json (e.g. runs copied from elsewhere) resolves the
+    extractor again and rebuilds tables and report from the finished runs, training nothing."""
+    out, _ = compared
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "compare.json").unlink()
+    (copy / "report.html").unlink()
+    result = cli("compare", *TINY, "--report-only", "--out", str(copy))
+    assert "report rebuilt" in result.stdout and "training" not in result.stdout
+    assert json.loads((copy / "compare.json").read_text())["options"]["extractor"] == "lenet-mnist"
+    assert "FID-LeNet(MNIST)" in (copy / "tables" / "quality.md").read_text()
+    assert (copy / "report.html").exists()

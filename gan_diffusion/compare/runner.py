@@ -162,7 +162,7 @@ def run_compare(opts: CompareOptions, out: str | os.PathLike, report_only: bool 
 
     out = Path(out)
     start = time.perf_counter()
-    if not report_only:  # "auto" -> a concrete name, checked before any run starts
+    if not report_only or not opts.extractor:  # "auto" -> a concrete name, before any run
         opts.extractor = resolve_extractor(opts.extractor, eval_image_shape(opts))
     missing = [b for b in opts.backends if b not in available_backends()]
     if missing and not report_only:
