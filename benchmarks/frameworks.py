@@ -7,8 +7,9 @@ Every (model, backend) runs in its own subprocess (one framework per process, th
      adapters deliver it) and the framework's idiomatic loop for the same architecture
      (benchmarks/idiomatic.py: a plain PyTorch loop; Keras `fit()` with an overridden
      `train_step`); warm-up, then `--repeats` timed runs of `--steps` steps; median, min, max;
-  3. sampling step: one generator forward pass of a batch, ours (`generate`: NumPy in/out)
-     and the stock network's;
+  3. sampling step: one network forward pass of a batch (GANs: generator; VAE: decoder; DDPM:
+     one U-Net call, the cost of one sampler step), ours (NumPy in/out) and the stock
+     network's on ready tensors (DDPM: our U-Net module, there is no stock U-Net);
   4. FID feature extraction (per backend, once): our FID Inception-v3 with RANDOM weights
      (the seeded NumPy init; speed does not depend on the values), and for TF Keras'
      `keras.applications.InceptionV3(weights=None)`; the NumPy pixels-pca64 stand-in.
@@ -19,7 +20,7 @@ the optimizer not counted) and applied to both backends, which compute the same 
 (parity tests); WGAN-GP: averaged over an n_critic cycle. Achieved GFLOP/s is printed as a %
 of the machine's fp32 GEMM peak: the best of NumPy's, torch's and TF's 1024^3 matmul.
 
-    python benchmarks/frameworks.py                          # dcgan, wgan-gp; tf, torch
+    python benchmarks/frameworks.py                          # dcgan, wgan-gp, vae, ddpm; tf, torch
     python benchmarks/frameworks.py --models dcgan --backends torch --steps 5 --repeats 3
 """
 from __future__ import annotations
@@ -51,8 +52,7 @@ def child(model: str, backend: str, args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(0)
     if model == "fid":
         return {**res, **fid_child(backend, args, rng)}
-    from idiomatic import IDIOMATIC, plans_of
-    from stock import keras_net, torch_net
+    from idiomatic import IDIOMATIC
 
     shape = tuple(args.shape)
     overrides = {"batch_size": args.batch_size} if args.batch_size else {}
@@ -74,25 +74,63 @@ def child(model: str, backend: str, args: argparse.Namespace) -> dict:
         res["flops_per_step"] = torch_flops(lambda: ours_run(cycle(cfg)), cycle(cfg))
         res["flops_idiomatic"] = torch_flops(lambda: idiom(cycle(cfg)), cycle(cfg))
 
-    # sampling: one generator forward of a batch, inference mode
-    gen_plan, _ = plans_of(model, cfg)
-    z = rng.standard_normal((b, cfg.latent_dim), dtype=np.float32)
-    res["sample_ours"] = timed(lambda: ours.generate(z), 2, args.repeats)
-    if backend == "torch":
-        import torch
-        G = torch_net(gen_plan, cfg.bn_momentum, cfg.bn_epsilon).eval()
-        tz = torch.from_numpy(z)
-
-        def stock_sample():
-            with torch.no_grad():
-                return G(tz)
-    else:
-        import tensorflow as tf
-        G = keras_net(gen_plan, cfg.bn_momentum, cfg.bn_epsilon, (cfg.latent_dim,))
-        tz = tf.constant(z)
-        stock_sample = lambda: G(tz, training=False)
+    # sampling: one network forward of a batch in inference mode (GANs: the generator; VAE:
+    # the decoder; DDPM: one U-Net call, i.e. one sampler step)
+    ours_sample, stock_sample = sampling_step(model, backend, cfg, ours, rng)
+    res["sample_ours"] = timed(ours_sample, 2, args.repeats)
     res["sample_idiomatic"] = timed(stock_sample, 2, args.repeats)
     return res
+
+
+def sampling_step(model: str, backend: str, cfg, ours, rng):
+    """(ours, stock) callables of one sampling forward pass: ours NumPy in / NumPy out, the
+    stock one on ready framework tensors (stock-layer nets for GANs and VAE, our U-Net module
+    for DDPM, which has no stock counterpart)."""
+    from idiomatic import plans_of, vae_plans
+    from stock import keras_net, torch_net
+
+    b = cfg.batch_size
+    if model == "ddpm":
+        from gan_diffusion.models.unet import timestep_features
+
+        x = rng.standard_normal((b, *cfg.image_shape), dtype=np.float32)     # NHWC
+        t = np.full(b, cfg.timesteps // 2)
+        f = timestep_features(t, cfg.base_channels)
+        ours_fn = lambda: ours.predict_noise(x, t)
+        if backend == "torch":
+            import torch
+            from gan_diffusion.torch_backend.unet import UNet
+            net, tx, tf_ = UNet(cfg, "unet").eval(), torch.from_numpy(x.transpose(0, 3, 1, 2)), torch.from_numpy(f)
+
+            def stock():
+                with torch.no_grad():
+                    return net(tx, tf_, None)
+        else:
+            import tensorflow as tf
+            from gan_diffusion.tf_backend.unet import UNet
+            net, tx, tf_ = UNet(cfg, "unet"), tf.constant(x), tf.constant(f)
+            stock = tf.function(lambda: net(tx, tf_, None, training=False))
+        return ours_fn, stock
+    z = rng.standard_normal((b, cfg.latent_dim), dtype=np.float32)
+    if model == "vae":
+        plan, ours_fn, squash = vae_plans(cfg)[1], (lambda: ours.decode(z)), True
+    else:
+        plan, ours_fn, squash = plans_of(model, cfg)[0], (lambda: ours.generate(z)), False
+    if backend == "torch":
+        import torch
+        G, tz = torch_net(plan, cfg.bn_momentum if not squash else 0.1,
+                          cfg.bn_epsilon if not squash else 1e-5).eval(), torch.from_numpy(z)
+
+        def stock():
+            with torch.no_grad():
+                return torch.sigmoid(G(tz)) if squash else G(tz)
+    else:
+        import tensorflow as tf
+        G = keras_net(plan, cfg.bn_momentum if not squash else 0.1,
+                      cfg.bn_epsilon if not squash else 1e-5, (cfg.latent_dim,))
+        tz = tf.constant(z)
+        stock = (lambda: tf.sigmoid(G(tz, training=False))) if squash else (lambda: G(tz, training=False))
+    return ours_fn, stock
 
 
 def cycle(cfg) -> int:
@@ -177,10 +215,11 @@ def report(results: list[dict], pca: dict, args: argparse.Namespace) -> None:
                 print(f"{r['backend']:7s} {name:22s} {fmt_time(t):44s} {b / t['median']:8.1f} "
                       f"{(f'{ratio:.2f}' if key == 'train_ours' else ''):>14s} "
                       f"{(f'{gf:.1f}' if gf else ''):>8s} {(f'{100 * gf / peak:.1f}%' if gf else ''):>7s}")
-        print("sampling step (one generator forward of the batch, inference mode):")
+        what = {"vae": "decoder", "ddpm": "U-Net call = one sampler step"}.get(model, "generator")
+        print(f"sampling step (one {what} forward of the batch, inference mode):")
         for r in rs:
             ratio = r["sample_ours"]["median"] / r["sample_idiomatic"]["median"]
-            print(f"{r['backend']:7s} ours (generate)        {fmt_time(r['sample_ours'])}  "
+            print(f"{r['backend']:7s} ours (NumPy in/out)    {fmt_time(r['sample_ours'])}  "
                   f"stock net {fmt_time(r['sample_idiomatic'])}  ours/stock {ratio:.2f}")
     fids = [r for r in results if r["model"] == "fid"]
     if fids:
@@ -203,7 +242,7 @@ def report(results: list[dict], pca: dict, args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="dcgan,wgan-gp")
+    p.add_argument("--models", default="dcgan,wgan-gp,vae,ddpm")
     p.add_argument("--backends", default="tf,torch")
     p.add_argument("--shape", type=int, nargs=3, default=(28, 28, 1))
     p.add_argument("--batch-size", type=int, default=None, help="default: each model's config")
@@ -231,7 +270,7 @@ def main() -> None:
             results.append(r)
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (2, 500, *args.shape), dtype=np.uint8)
-    pca = {"n": 500, "time": timed(lambda: score_samples(imgs[0], imgs[1]), 0, 3)}
+    pca = {"n": 500, "time": timed(lambda: score_samples(imgs[0], imgs[1], extractor="pixels-pca64"), 0, 3)}
     report(results, pca, args)
     print(f"total {time.perf_counter() - start:.0f} s")
 

@@ -1,9 +1,18 @@
 """Each framework's own idiomatic training loop for our architectures (speed baselines).
 
     torch: a plain PyTorch loop over stock nn modules (the PyTorch DCGAN tutorial's order;
-           the usual WGAN-GP loop with torch.autograd.grad for the penalty);
+           the usual WGAN-GP loop with torch.autograd.grad for the penalty; the usual VAE
+           loop with torch.randn_like for eps; DDPM: torch.randint / torch.randn noise, time
+           features and the forward process in torch, torch.optim.Adam, an EMA with
+           torch._foreach_lerp_);
     Keras: a keras.Model subclass overriding `train_step`, run by `fit()` (the TF DCGAN
-           tutorial's simultaneous G/D tapes; the keras.io WGAN-GP example's critic loop).
+           tutorial's simultaneous G/D tapes; the keras.io WGAN-GP example's critic loop; the
+           keras.io VAE example's train_step; DDPM: the keras.io DDIM example's shape of
+           train_step with tf.random noise and an EMA by `assign`).
+
+The DDPM baselines reuse our U-Net module (torch nn.Module / keras.Model: there is no stock
+U-Net in either framework); what differs is the loop around it: noise, time features and
+the forward process drawn and computed in the framework instead of NumPy, and the EMA.
 
 Every builder returns `run(n_steps)` that performs n_steps training steps (critic steps for
 WGAN-GP, as our `train_step`) on a fixed batch, so benchmarks/frameworks.py times ours and
@@ -173,6 +182,163 @@ def keras_wgan_gp(cfg, batch: np.ndarray) -> Callable[[int], None]:
     return lambda n: fit(max(1, n // cfg.n_critic))
 
 
+# -- VAE -------------------------------------------------------------------------------------
+def vae_plans(cfg):
+    """(encoder body plan, decoder plan) of the VAE: the encoder plan ends with the two
+    heads z_mean and z_log_var (dense layers reading the same hidden vector)."""
+    from gan_diffusion.models.vae import networks
+
+    plans = networks(cfg)
+    return plans["encoder"][:-2], plans["decoder"]
+
+
+def torch_vae(cfg, batch: np.ndarray) -> Callable[[int], None]:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from stock import torch_net
+
+    body_plan, dec_plan = vae_plans(cfg)
+    body, D = torch_net(body_plan, 0.1, 1e-5), torch_net(dec_plan, 0.1, 1e-5)
+    hidden = body_plan[-2].out_ch                                     # Dense(16) before its ReLU
+    mean, log_var = nn.Linear(hidden, cfg.latent_dim), nn.Linear(hidden, cfg.latent_dim)
+    params = [p for m in (body, mean, log_var, D) for p in m.parameters()]
+    opt = torch.optim.Adam(params, cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
+    x = torch.from_numpy(batch.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)   # (N, C, H, W)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            h = body(x)
+            mu, lv = mean(h), log_var(h)
+            z = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
+            recon = F.binary_cross_entropy_with_logits(D(z), x, reduction="sum") / len(x)
+            kl = -0.5 * torch.sum(1 + lv - mu ** 2 - lv.exp()) / len(x)
+            opt.zero_grad()
+            (recon + kl).backward()
+            opt.step()
+    return run
+
+
+def keras_vae(cfg, batch: np.ndarray) -> Callable[[int], None]:
+    import keras
+    import tensorflow as tf
+    from keras import layers as L
+
+    from stock import keras_net
+
+    body_plan, dec_plan = vae_plans(cfg)
+    inp = keras.Input(tuple(cfg.image_shape))
+    h = keras_net(body_plan, 0.1, 1e-5, tuple(cfg.image_shape))(inp)
+    encoder = keras.Model(inp, [L.Dense(cfg.latent_dim)(h), L.Dense(cfg.latent_dim)(h)])
+    decoder = keras_net(dec_plan, 0.1, 1e-5, (cfg.latent_dim,))
+
+    class VAE(keras.Model):          # the keras.io VAE example's train_step (logits + BCE)
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.decoder = encoder, decoder
+            self.opt = keras.optimizers.Adam(cfg.learning_rate, cfg.beta1, cfg.beta2)
+
+        def train_step(self, x):
+            x = (x + 1.0) / 2.0                                       # [-1, 1] -> [0, 1]
+            with tf.GradientTape() as tape:
+                mu, lv = self.encoder(x, training=True)
+                z = mu + tf.exp(0.5 * lv) * tf.random.normal(tf.shape(mu))
+                logits = self.decoder(z, training=True)
+                recon = tf.reduce_mean(tf.reduce_sum(
+                    tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits), [1, 2, 3]))
+                kl = tf.reduce_mean(-0.5 * tf.reduce_sum(1 + lv - mu ** 2 - tf.exp(lv), 1))
+                loss = recon + kl
+            weights = self.encoder.trainable_variables + self.decoder.trainable_variables
+            self.opt.apply_gradients(zip(tape.gradient(loss, weights), weights))
+            return {"loss": loss}
+
+    return _keras_runner(VAE(), batch)
+
+
+# -- DDPM ------------------------------------------------------------------------------------
+def _time_features(t, dim: int, ops):
+    """Sinusoidal features of timesteps t (N,) in the framework (`ops`: torch or tf math)."""
+    half = dim // 2
+    freqs = np.exp(-np.log(10000.0) * np.arange(half) / (half - 1)).astype(np.float32)
+    args = ops["float"](t)[:, None] * ops["const"](freqs)[None, :]
+    return ops["cat"]([ops["sin"](args), ops["cos"](args)])
+
+
+def _alphas_cumprod(cfg) -> np.ndarray:
+    betas = np.linspace(cfg.beta_start, cfg.beta_end, cfg.timesteps, dtype=np.float64)
+    return np.cumprod(1.0 - betas).astype(np.float32)
+
+
+def torch_ddpm(cfg, batch: np.ndarray) -> Callable[[int], None]:
+    import torch
+    import torch.nn.functional as F
+
+    from gan_diffusion.torch_backend.unet import UNet
+
+    net, ema = UNet(cfg, "unet"), UNet(cfg, "ema")
+    ema.load_state_dict(net.state_dict())
+    opt = torch.optim.Adam(net.parameters(), cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
+    abar = torch.from_numpy(_alphas_cumprod(cfg))
+    ops = {"float": lambda t: t.float(), "const": torch.from_numpy,
+           "cat": lambda xs: torch.cat(xs, dim=1), "sin": torch.sin, "cos": torch.cos}
+    x0 = torch.from_numpy(batch.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1)
+    ema_w, net_w = list(ema.parameters()), list(net.parameters())
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            t = torch.randint(0, cfg.timesteps, (len(x0),))
+            z = torch.randn_like(x0)
+            a = abar[t].view(-1, 1, 1, 1)
+            x_t = a.sqrt() * x0 + (1 - a).sqrt() * z
+            loss = F.mse_loss(net(x_t, _time_features(t, cfg.base_channels, ops), None), z)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                torch._foreach_lerp_(ema_w, net_w, 1.0 - cfg.ema_decay)
+    return run
+
+
+def keras_ddpm(cfg, batch: np.ndarray) -> Callable[[int], None]:
+    import keras
+    import tensorflow as tf
+
+    from gan_diffusion.tf_backend.unet import UNet
+
+    net, ema = UNet(cfg, "unet"), UNet(cfg, "ema")
+    abar = tf.constant(_alphas_cumprod(cfg))
+    ops = {"float": lambda t: tf.cast(t, tf.float32), "const": tf.constant,
+           "cat": lambda xs: tf.concat(xs, axis=1), "sin": tf.sin, "cos": tf.cos}
+
+    class Diffusion(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.net, self.ema = net, ema
+            self.opt = keras.optimizers.Adam(cfg.learning_rate, cfg.beta1, cfg.beta2)
+
+        def train_step(self, x0):
+            n = tf.shape(x0)[0]
+            t = tf.random.uniform((n,), 0, cfg.timesteps, tf.int32)
+            z = tf.random.normal(tf.shape(x0))
+            a = tf.reshape(tf.gather(abar, t), (-1, 1, 1, 1))
+            x_t = tf.sqrt(a) * x0 + tf.sqrt(1 - a) * z
+            with tf.GradientTape() as tape:
+                eps = self.net(x_t, _time_features(t, cfg.base_channels, ops), None, training=True)
+                loss = tf.reduce_mean(tf.square(eps - z))
+            w = self.net.trainable_variables
+            self.opt.apply_gradients(zip(tape.gradient(loss, w), w))
+            for e, v in zip(self.ema.weights, self.net.weights):
+                e.assign(cfg.ema_decay * e + (1.0 - cfg.ema_decay) * v)
+            return {"loss": loss}
+
+    model = Diffusion()
+    features = _time_features(tf.zeros((1,), tf.int32), cfg.base_channels, ops)
+    for m in (net, ema):                                              # build both U-Nets
+        m(tf.zeros((1, *cfg.image_shape)), features, None)
+    return _keras_runner(model, batch)
+
+
 def _keras_runner(model, batch: np.ndarray) -> Callable[[int], None]:
     import tensorflow as tf
 
@@ -186,4 +352,5 @@ def _keras_runner(model, batch: np.ndarray) -> Callable[[int], None]:
 
 
 # model -> (torch builder, Keras builder); each builder: (config, uint8 batch) -> run(n_steps)
-IDIOMATIC = {"dcgan": (torch_dcgan, keras_dcgan), "wgan-gp": (torch_wgan_gp, keras_wgan_gp)}
+IDIOMATIC = {"dcgan": (torch_dcgan, keras_dcgan), "wgan-gp": (torch_wgan_gp, keras_wgan_gp),
+             "vae": (torch_vae, keras_vae), "ddpm": (torch_ddpm, keras_ddpm)}
