@@ -86,7 +86,7 @@ def sampling_step(model: str, backend: str, cfg, ours, rng):
     """(ours, stock) callables of one sampling forward pass: ours NumPy in / NumPy out, the
     stock one on ready framework tensors (stock-layer nets for GANs and VAE, our U-Net module
     for DDPM, which has no stock counterpart)."""
-    from idiomatic import plans_of, vae_plans
+    from idiomatic import VAE_BN, plans_of, vae_plans
     from stock import keras_net, torch_net
 
     b = cfg.batch_size
@@ -112,24 +112,25 @@ def sampling_step(model: str, backend: str, cfg, ours, rng):
             stock = tf.function(lambda: net(tx, tf_, None, training=False))
         return ours_fn, stock
     z = rng.standard_normal((b, cfg.latent_dim), dtype=np.float32)
-    if model == "vae":
-        plan, ours_fn, squash = vae_plans(cfg)[1], (lambda: ours.decode(z)), True
+    sigmoid = model == "vae"  # VAE: the decoder, whose stock twin ends with ours' sigmoid
+    if sigmoid:
+        plan, ours_fn, bn = vae_plans(cfg)[1], (lambda: ours.decode(z)), VAE_BN
     else:
-        plan, ours_fn, squash = plans_of(model, cfg)[0], (lambda: ours.generate(z)), False
+        plan, ours_fn = plans_of(model, cfg)[0], (lambda: ours.generate(z))
+        bn = (cfg.bn_momentum, cfg.bn_epsilon)
     if backend == "torch":
         import torch
-        G, tz = torch_net(plan, cfg.bn_momentum if not squash else 0.1,
-                          cfg.bn_epsilon if not squash else 1e-5).eval(), torch.from_numpy(z)
+        G, tz = torch_net(plan, *bn).eval(), torch.from_numpy(z)
+        act = torch.sigmoid if sigmoid else (lambda v: v)
 
         def stock():
             with torch.no_grad():
-                return torch.sigmoid(G(tz)) if squash else G(tz)
+                return act(G(tz))
     else:
         import tensorflow as tf
-        G = keras_net(plan, cfg.bn_momentum if not squash else 0.1,
-                      cfg.bn_epsilon if not squash else 1e-5, (cfg.latent_dim,))
-        tz = tf.constant(z)
-        stock = (lambda: tf.sigmoid(G(tz, training=False))) if squash else (lambda: G(tz, training=False))
+        G, tz = keras_net(plan, *bn, (cfg.latent_dim,)), tf.constant(z)
+        act = tf.sigmoid if sigmoid else (lambda v: v)
+        stock = lambda: act(G(tz, training=False))
     return ours_fn, stock
 
 

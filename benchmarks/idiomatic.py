@@ -183,6 +183,9 @@ def keras_wgan_gp(cfg, batch: np.ndarray) -> Callable[[int], None]:
 
 
 # -- VAE -------------------------------------------------------------------------------------
+VAE_BN = (0.1, 1e-5)   # the VAE has no BatchNorm; stock builders still take (momentum, eps)
+
+
 def vae_plans(cfg):
     """(encoder body plan, decoder plan) of the VAE: the encoder plan ends with the two
     heads z_mean and z_log_var (dense layers reading the same hidden vector)."""
@@ -200,7 +203,7 @@ def torch_vae(cfg, batch: np.ndarray) -> Callable[[int], None]:
     from stock import torch_net
 
     body_plan, dec_plan = vae_plans(cfg)
-    body, D = torch_net(body_plan, 0.1, 1e-5), torch_net(dec_plan, 0.1, 1e-5)
+    body, D = torch_net(body_plan, *VAE_BN), torch_net(dec_plan, *VAE_BN)
     hidden = body_plan[-2].out_ch                                     # Dense(16) before its ReLU
     mean, log_var = nn.Linear(hidden, cfg.latent_dim), nn.Linear(hidden, cfg.latent_dim)
     params = [p for m in (body, mean, log_var, D) for p in m.parameters()]
@@ -229,9 +232,9 @@ def keras_vae(cfg, batch: np.ndarray) -> Callable[[int], None]:
 
     body_plan, dec_plan = vae_plans(cfg)
     inp = keras.Input(tuple(cfg.image_shape))
-    h = keras_net(body_plan, 0.1, 1e-5, tuple(cfg.image_shape))(inp)
+    h = keras_net(body_plan, *VAE_BN, tuple(cfg.image_shape))(inp)
     encoder = keras.Model(inp, [L.Dense(cfg.latent_dim)(h), L.Dense(cfg.latent_dim)(h)])
-    decoder = keras_net(dec_plan, 0.1, 1e-5, (cfg.latent_dim,))
+    decoder = keras_net(dec_plan, *VAE_BN, (cfg.latent_dim,))
 
     class VAE(keras.Model):          # the keras.io VAE example's train_step (logits + BCE)
         def __init__(self):

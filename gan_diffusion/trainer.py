@@ -160,6 +160,16 @@ class TrainerBase:
         """Classes the model is conditioned on (0: unconditional)."""
         return int(getattr(self.config, "num_classes", 0))
 
+    def labels(self, labels: Any) -> Any:
+        """Labels as the backend's tensor for a conditional model, None for an unconditional
+        one (whose labels are ignored). Diffusion models override it: their labels may be None
+        (unconditional prediction for classifier-free guidance)."""
+        if not self.num_classes:
+            return None
+        if labels is None:
+            raise ValueError(f"this conditional {self.config.model} needs a label per image")
+        return self.backend_layers.labels_to_input(labels)
+
     def check_labels(self, labels: Any, n: int) -> np.ndarray | None:
         """Sampling labels as int64 (n,): None cycles through the classes, an int repeats.
 

@@ -7,8 +7,7 @@ import tensorflow as tf
 from gan_diffusion.tf_backend import layers as backend_layers
 from gan_diffusion.tf_backend import optimizers as backend_optimizers
 from gan_diffusion.tf_backend.data import to_tf_dataset
-from gan_diffusion.tf_backend.layers import (call, images_to_input, labels_to_input, output_to_numpy,
-                                             to_tensor)
+from gan_diffusion.tf_backend.layers import call, images_to_input, output_to_numpy, to_tensor
 from gan_diffusion.tf_backend.optimizers import make_optimizer
 from gan_diffusion.trainer import TrainerBase
 
@@ -33,14 +32,6 @@ class GANModel(TrainerBase):
 
     def tensor(self, array) -> tf.Tensor:
         return to_tensor(array, self.config.dtype)
-
-    def labels(self, labels) -> tf.Tensor | None:
-        """Labels as a tensor for a conditional model, None for an unconditional one."""
-        if not self.num_classes:
-            return None
-        if labels is None:
-            raise ValueError(f"this conditional {self.config.model} needs a label per image")
-        return labels_to_input(labels)
 
     # -- forward passes (NumPy in, NumPy out; used by sampling and parity tests) ---------
     def forward_generator(self, z: np.ndarray, training: bool = False, labels=None) -> np.ndarray:

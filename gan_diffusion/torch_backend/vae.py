@@ -14,8 +14,7 @@ from gan_diffusion.torch_backend import layers as backend_layers
 from gan_diffusion.torch_backend import optimizers as backend_optimizers
 from gan_diffusion.torch_backend.data import to_torch_loader
 from gan_diffusion.torch_backend.layers import (Network, call, canonical_tensors, images_to_input,
-                                                labels_to_input, make_layer, output_to_numpy,
-                                                to_tensor)
+                                                make_layer, output_to_numpy, to_tensor)
 from gan_diffusion.torch_backend.optimizers import make_optimizer
 from gan_diffusion.vae_base import VAEBase
 
@@ -92,14 +91,6 @@ class VAE(VAEBase):
 
     def tensor(self, array) -> torch.Tensor:
         return to_tensor(array, self.config.dtype)
-
-    def labels(self, labels) -> torch.Tensor | None:
-        """Labels as a tensor for a conditional model, None for an unconditional one."""
-        if not self.num_classes:
-            return None
-        if labels is None:
-            raise ValueError("this conditional vae needs a label per image")
-        return labels_to_input(labels)
 
     def batches(self, data, epoch: int):
         return to_torch_loader(data, self.config.batch_size, self.config.seed, epoch,
