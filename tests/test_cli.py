@@ -1,23 +1,15 @@
 """The gan-diffusion command line, end to end, in subprocesses (one framework each)."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 SMALL = ["--set", "g_features=8", "--set", "d_features=8", "--batch-size", "32", "--limit", "128"]
 
 
-def cli(*args, check=True):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out = subprocess.run([sys.executable, "-m", "gan_diffusion", *args], capture_output=True,
-                         text=True, env=env, timeout=600)
-    if check and out.returncode:
-        raise AssertionError(f"exit {out.returncode}\n{out.stdout}\n{out.stderr[-3000:]}")
-    return out
+cli = run_cli
 
 
 @pytest.mark.parametrize("backend", ["tf", "torch"])

@@ -2,11 +2,10 @@
 on the embedded digits, written as PNG folders)."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from gan_diffusion.data import load_dataset
@@ -14,12 +13,7 @@ from gan_diffusion.metrics import FeatureStats, fid
 
 
 def cli(*args, env_extra=None, check=True):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
-    out = subprocess.run([sys.executable, "-m", "gan_diffusion", *args], capture_output=True,
-                         text=True, env=env, timeout=600)
-    if check and out.returncode:
-        raise AssertionError(f"exit {out.returncode}\n{out.stdout}\n{out.stderr[-3000:]}")
-    return out
+    return run_cli(*args, env={**os.environ, **(env_extra or {})}, check=check)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 # 2 seeds x 2 backends of a narrow DCGAN on 96 digits, 2 epochs: 4 subprocess runs.
 TINY = ["--models", "dcgan", "--dataset", "digits", "--limit", "96", "--epochs", "2",
@@ -20,12 +21,8 @@ def cli(*args, check=True, timeout=600):
     # no FID Inception weights in reach (a developer's torch hub may hold them): quality is
     # then scored with the shipped LeNet-MNIST, what CI and a fresh machine use
     env = {k: v for k, v in os.environ.items() if k != "GAN_DIFFUSION_WEIGHTS_DIR"}
-    env.update(TF_CPP_MIN_LOG_LEVEL="2", TORCH_HOME=os.devnull + "/no-torch-home")
-    out = subprocess.run([sys.executable, "-m", "gan_diffusion", *args], capture_output=True,
-                         text=True, env=env, timeout=timeout)
-    if check and out.returncode:
-        raise AssertionError(f"exit {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    return out
+    env["TORCH_HOME"] = os.devnull + "/no-torch-home"
+    return run_cli(*args, env=env, check=check, timeout=timeout)
 
 
 def read_csv(path):

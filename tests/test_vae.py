@@ -3,13 +3,10 @@ prior, reconstruction with PSNR/SSIM (checked against tf.image), interpolation, 
 manifold, the conditional VAE and the CLI run folder."""
 import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import small_dcgan  # noqa: F401  (keeps conftest import order)
+from conftest import run_cli, small_dcgan  # noqa: F401  (keeps conftest import order)
 from PIL import Image
 
 from gan_diffusion.errors import ConfigError
@@ -146,13 +143,7 @@ def test_conditional_vae(backends, digits, name):
         plain.reconstruct(x, y)
 
 
-def cli(*args, check=True):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out = subprocess.run([sys.executable, "-m", "gan_diffusion", *args], capture_output=True,
-                         text=True, env=env, timeout=600)
-    if check and out.returncode:
-        raise AssertionError(f"exit {out.returncode}\n{out.stdout}\n{out.stderr[-3000:]}")
-    return out
+cli = run_cli
 
 
 def test_cli_run_folder(tmp_path):
