@@ -64,7 +64,14 @@ def load_checkpoint(path: str | os.PathLike
                               f"checkpoint ({exc}); restore an earlier one") from None
     if "__meta__" not in arrays:
         raise CheckpointError(f"{path} has no gan_diffusion metadata: not a checkpoint of ours")
-    meta = json.loads(str(arrays.pop("__meta__")))
+    try:
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except ValueError as exc:
+        raise CheckpointError(f"{path} has unreadable metadata (__meta__ is not valid JSON: {exc}); "
+                              "the file is damaged: restore an earlier checkpoint") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} has metadata of type {type(meta).__name__}, not a JSON object: "
+                              "not a gan_diffusion checkpoint, or a damaged one")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {meta.get('format')!r}; "
                               f"this version reads {FORMAT!r}")

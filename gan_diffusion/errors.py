@@ -26,3 +26,7 @@ class ConfigError(GanDiffusionError, ValueError):
 
 class CheckpointError(GanDiffusionError, ValueError):
     """A checkpoint that is missing, corrupt, or belongs to another model."""
+
+
+class DivergenceError(GanDiffusionError):
+    """Training produced a non-finite loss; nothing of the failing epoch was saved."""

@@ -1,4 +1,4 @@
-"""What a run records about itself: versions, machine, threads, command line."""
+"""What a run records about itself: versions, machine, load, threads, command line, environment."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -45,5 +45,28 @@ def run_info(backend: Any = None, threads: dict | None = None) -> dict[str, Any]
     return {"versions": versions, "machine": machine_info(), "threads": threads or {},
             "git_commit": _git_commit(), "argv": sys.argv,
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "env": {k: v for k, v in os.environ.items()
-                    if k.startswith(("GAN_DIFFUSION_", "OMP_", "MKL_", "TF_", "KERAS_"))}}
+            "load": load_info(), "env": relevant_env()}
+
+
+# What a run records of its environment: the project's own variables and those that change
+# what a framework computes or how fast (threads, oneDNN, determinism, devices, offline hub).
+ENV_PREFIXES = ("GAN_DIFFUSION_", "OMP_", "MKL_", "OPENBLAS_", "KMP_", "TF_", "KERAS_",
+                "TORCH_", "PYTORCH_", "CUDA_", "CUBLAS_", "NVIDIA_TF32")
+ENV_NAMES = ("PYTHONHASHSEED", "HF_HUB_OFFLINE", "OPENBLAS_CORETYPE")
+
+
+def relevant_env() -> dict[str, str]:
+    """The environment variables a run record keeps (ENV_PREFIXES, ENV_NAMES); never the
+    rest, which may hold unrelated or private values."""
+    return {k: v for k, v in sorted(os.environ.items())
+            if k.startswith(ENV_PREFIXES) or k in ENV_NAMES}
+
+
+def load_info() -> dict[str, Any]:
+    """How busy the machine was when the run started: load averages over 1, 5 and 15
+    minutes against the core count (timings taken under load are not comparable)."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return {"loadavg": None, "cpu_count": os.cpu_count()}
+    return {"loadavg": [round(one, 2), round(five, 2), round(fifteen, 2)], "cpu_count": os.cpu_count()}

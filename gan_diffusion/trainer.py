@@ -14,6 +14,7 @@ A backend model subclasses it and supplies the framework parts:
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +26,7 @@ from gan_diffusion import noise
 from gan_diffusion._version import __version__
 from gan_diffusion.checkpoint import load_checkpoint, save_checkpoint
 from gan_diffusion.configs import Config
-from gan_diffusion.errors import CheckpointError, ConfigError
+from gan_diffusion.errors import CheckpointError, ConfigError, DivergenceError
 from gan_diffusion.models.plan import check_weights
 from gan_diffusion.protocols import EpochStats, History
 
@@ -123,6 +124,7 @@ class TrainerBase:
             start = time.perf_counter()
             for images, labels in self.batches(data, self.epoch):
                 losses = self.train_step(images, labels)
+                self._check_finite(losses, n_steps + 1, steps)
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
                     counts[k] = counts.get(k, 0) + 1
@@ -139,6 +141,16 @@ class TrainerBase:
             if on_epoch_end is not None:
                 on_epoch_end(self, stats)
         return history
+
+    def _check_finite(self, losses: dict[str, float], batch: int, steps: int) -> None:
+        """The divergence guard: DivergenceError at the first non-finite loss, before any
+        checkpoint of the epoch is written (so the last good one is kept)."""
+        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+        if bad:
+            raise DivergenceError(
+                f"training diverged: {', '.join(f'{k} = {v}' for k, v in bad.items())} at step "
+                f"{self.global_step} (epoch {self.epoch + 1}, batch {batch} of {steps}); lower the "
+                "learning rate, or check the data for NaN")
 
     def _check_data(self, data: Any) -> None:
         shape = tuple(getattr(data, "image_shape", ()))
@@ -247,13 +259,25 @@ class TrainerBase:
                 "epoch": self.epoch, "global_step": self.global_step,
                 "backend": self.backend_name, "library_version": __version__}
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write weights, optimizer state, epoch and step atomically to `path` (.npz)."""
-        save_checkpoint(path, self.get_weights(), self.optimizer_state(), self.checkpoint_meta())
+    def save(self, path: str | os.PathLike, run: dict[str, Any] | None = None) -> None:
+        """Write weights, optimizer state, epoch and step atomically to `path` (.npz).
 
-    def restore(self, path: str | os.PathLike) -> None:
-        """Load a checkpoint written by either backend and continue where it stopped."""
-        self.load_state(*load_checkpoint(path), source=path)
+        Args:
+            run: what a training run commits with the weights (its history, per-epoch
+                evaluations: gan_diffusion/callbacks.py), stored as the metadata's "run".
+        """
+        meta = self.checkpoint_meta() if run is None else {**self.checkpoint_meta(), "run": run}
+        save_checkpoint(path, self.get_weights(), self.optimizer_state(), meta)
+
+    def restore(self, path: str | os.PathLike) -> dict[str, Any]:
+        """Load a checkpoint written by either backend and continue where it stopped.
+
+        Returns:
+            the checkpoint's metadata (its "run" entry holds a training run's history).
+        """
+        weights, optimizer, meta = load_checkpoint(path)
+        self.load_state(weights, optimizer, meta, source=path)
+        return meta
 
     def load_state(self, weights: dict[str, np.ndarray], optimizer: dict[str, np.ndarray],
                    meta: dict[str, Any], source: Any = "checkpoint") -> None:

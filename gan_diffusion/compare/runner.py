@@ -32,7 +32,9 @@ from gan_diffusion.compare.presets import CompareOptions
 from gan_diffusion.compare.quality import extractor_note
 from gan_diffusion.compare.tables import run_folder
 from gan_diffusion.errors import BackendNotAvailableError, ConfigError
+from gan_diffusion.utils import runlock
 from gan_diffusion.utils.io import atomic_write_json
+from gan_diffusion.utils.runlock import RunFolderLocked
 
 
 def _key_hash(key: dict[str, Any]) -> str:
@@ -44,19 +46,16 @@ def init_path(out: Path, opts: CompareOptions, model: str, seed: int) -> Path:
     return Path(out) / "init" / model / f"seed{seed}-{_key_hash(opts.run_key(model))}.npz"
 
 
-def train_argv(opts: CompareOptions, out: Path, model: str, backend: str, seed: int) -> list[str]:
-    """The `gan-diffusion train` command line of one run."""
-    argv = ["train", "--backend", backend, "--model", model, "--dataset", opts.dataset,
-            "--epochs", str(opts.epochs), "--seed", str(seed), "--threads", str(opts.threads),
-            "--out", str(run_folder(out, model, backend, seed)), "--tensorboard", "--no-progress"]
-    for flag, value in (("--limit", opts.limit), ("--batch-size", opts.batch_size),
-                        ("--image-size", opts.image_size), ("--data-dir", opts.data_dir)):
-        if value is not None:
-            argv += [flag, str(value)]
-    for field, value in opts.overrides.get(model, {}).items():
-        argv += ["--set", f"{field}={json.dumps(value)}"]
-    argv += ["--native-rng"] if opts.native_rng else ["--init", str(init_path(out, opts, model, seed))]
-    return argv
+def train_options(opts: CompareOptions, out: Path, model: str, backend: str, seed: int
+                  ) -> dict[str, Any]:
+    """The gan_diffusion.runs.RunOptions of one run, as JSON (the worker's spec)."""
+    return {"out": str(run_folder(out, model, backend, seed)), "backend": backend, "model": model,
+            "dataset": opts.dataset, "epochs": opts.epochs, "seed": seed, "threads": opts.threads,
+            "limit": opts.limit, "batch_size": opts.batch_size, "image_size": opts.image_size,
+            "data_dir": opts.data_dir, "tensorboard": True, "progress": False,
+            "set": [f"{k}={json.dumps(v)}" for k, v in opts.overrides.get(model, {}).items()],
+            **({"native_rng": True} if opts.native_rng
+               else {"init": str(init_path(out, opts, model, seed))})}
 
 
 def child_env(threads: int) -> dict[str, str]:
@@ -157,8 +156,7 @@ def run_compare(opts: CompareOptions, out: str | os.PathLike, report_only: bool 
         covers the finished ones).
     """
     from gan_diffusion.backends import available_backends
-    from gan_diffusion.compare.models import traits
-    from gan_diffusion.compare.quality import STAND_INS, resolve_extractor
+    from gan_diffusion.compare.quality import resolve_extractor
 
     out = Path(out)
     start = time.perf_counter()
@@ -168,7 +166,14 @@ def run_compare(opts: CompareOptions, out: str | os.PathLike, report_only: bool 
     if missing and not report_only:
         raise BackendNotAvailableError(f"backend(s) {missing} are not installed; install "
                                        f"gan_diffusion[{','.join(missing)}] or drop them from --backends")
-    out.mkdir(parents=True, exist_ok=True)
+    with runlock.run_lock(out):  # one compare per folder; each run folder is locked by its worker
+        return _run_locked(opts, out, report_only, start)
+
+
+def _run_locked(opts: CompareOptions, out: Path, report_only: bool, start: float) -> int:
+    from gan_diffusion.compare.models import traits
+    from gan_diffusion.compare.quality import STAND_INS
+
     env = child_env(opts.threads)
     failures: list[str] = []
     matrix = [(m, s, b) for m in opts.models for s in range(opts.seeds) for b in opts.backends]
@@ -185,12 +190,16 @@ def run_compare(opts: CompareOptions, out: str | os.PathLike, report_only: bool 
                 print(f"{tag} finished earlier, skipped", flush=True)
                 continue
             if state == "partial":  # killed or failed: start it again from scratch
+                writer = runlock.holder(folder)
+                if writer is not None:  # not dead: another compare is running it now
+                    raise RunFolderLocked(f"{folder} is being written by another process "
+                                          f"({runlock.describe(writer)}); one compare per --out")
                 print(f"{tag} unfinished run found (killed or failed): restarting it", flush=True)
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
             entry = traits(model)
             spec = {"model": model, "backend": backend, "seed": seed, "run_dir": str(folder),
-                    "train_argv": train_argv(opts, out, model, backend, seed),
+                    "train_options": train_options(opts, out, model, backend, seed),
                     "n_eval": opts.n_eval, "sample_kwargs": entry.sample_kwargs,
                     "trajectory": entry.trajectory, "evaluate": list(entry.evaluate),
                     "eval_data": {"dataset": opts.dataset, "split": eval_split(opts.dataset),

@@ -3,8 +3,9 @@
     python -m gan_diffusion.compare.worker run SPEC.json     one (model, backend, seed) run
     python -m gan_diffusion.compare.worker score SPEC.json   FID/KID of finished runs
 
-`run` trains through `gan-diffusion train` (the same code, run folder and records: config.json,
-history.json, checkpoints, samples/, tensorboard/), then records the process's peak resident
+`run` trains with `gan_diffusion.runs.train_run` (the code of `gan-diffusion train`: the same run
+folder and records: config.json, history.json, checkpoints, samples/, tensorboard/), holding
+the run folder's lock throughout, then records the process's peak resident
 memory, draws the evaluation samples (and a trajectory where the model provides one) with
 the trained model, and writes RUN/run.json with "finished": true last. A run without that
 file did not finish.
@@ -40,15 +41,21 @@ def save_images(path: Path, images: np.ndarray, **meta: Any) -> None:
 
 def run(spec: dict[str, Any]) -> int:
     """Train one run, then draw its evaluation samples; writes RUN/run.json when done."""
-    from gan_diffusion.checkpoint import load_model
-    from gan_diffusion.cli import main as cli_main
+    from gan_diffusion.runs import RunOptions, train_run
+    from gan_diffusion.utils.runlock import run_lock
 
     out = Path(spec["run_dir"])
-    start = time.perf_counter()
-    code = cli_main(spec["train_argv"])
-    if code:
-        return code
-    train_wall, peak = time.perf_counter() - start, peak_rss_mb()   # before evaluation allocates
+    with run_lock(out):  # held across training and evaluation: one writer per run folder
+        start = time.perf_counter()
+        train_run(RunOptions(**spec["train_options"]))
+        train_wall, peak = time.perf_counter() - start, peak_rss_mb()  # before evaluation allocates
+        return finish(spec, out, train_wall, peak)
+
+
+def finish(spec: dict[str, Any], out: Path, train_wall: float, peak: float) -> int:
+    """Evaluation samples and RUN/run.json of a trained run."""
+    from gan_diffusion.checkpoint import load_model
+
     usage = resource.getrusage(resource.RUSAGE_SELF)
 
     model = load_model(out / "checkpoints" / "latest.npz", spec["backend"])

@@ -69,7 +69,7 @@ def _resized(ds: ArrayDataset, image_size: int | tuple[int, int] | None) -> Arra
 
 def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
                  download: bool = False, image_size: int | tuple[int, int] | None = None,
-                 limit: int | None = None) -> ArrayDataset:
+                 limit: int | None = None, color_mode: str | None = None) -> ArrayDataset:
     """Load a dataset by name.
 
     Args:
@@ -83,6 +83,9 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
             (celeba and eurosat default to 64, digits to 28).
         limit: Keep only the first N examples (for cifar10/eurosat roughly N / 10
             per class are read so every class is represented).
+        color_mode: None keeps the dataset's channels; "L" (grey) or "RGB" converts every
+            image (a folder is read with PIL ``convert(mode)``; other datasets convert
+            RGB -> L with PIL's ITU-R 601-2 luma weights, L -> RGB by repeating the channel).
 
     Returns:
         The ArrayDataset.
@@ -94,6 +97,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     """
     if limit is not None and limit < 1:
         raise DataError(f"limit must be >= 1, got {limit}")
+    if color_mode not in (None, "L", "RGB"):
+        raise DataError(f"color_mode must be None, 'L' or 'RGB', got {color_mode!r}")
     key = name.lower()
     folder = None
     if name.startswith("folder:"):
@@ -115,10 +120,24 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     elif key == "eurosat":
         ds = load_eurosat(data_dir, image_size=image_size or 64, limit_per_class=per_class)
     elif key == "folder":
-        ds = load_image_folder(Path(folder).expanduser(), image_size=image_size)
+        ds = load_image_folder(Path(folder).expanduser(), image_size=image_size, mode=color_mode)
     else:
         raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}, "
                         "'folder:<path>' or the path of an existing image folder")
     if limit is not None and limit < len(ds):
         ds = dataclasses.replace(ds.subset(limit), description=f"{ds.description}; first {limit} kept")
-    return _resized(ds, image_size) if resize_after else ds
+    ds = _resized(ds, image_size) if resize_after else ds
+    return convert_channels(ds, color_mode) if key != "folder" else ds
+
+
+def convert_channels(ds: ArrayDataset, color_mode: str | None) -> ArrayDataset:
+    """`ds` with every image in `color_mode` ("L": 1 channel, "RGB": 3; None: unchanged)."""
+    channels = {None: ds.image_shape[-1], "L": 1, "RGB": 3}[color_mode]
+    if channels == ds.image_shape[-1]:
+        return ds
+    if channels == 3:  # (N, H, W, 1) -> (N, H, W, 3)
+        images = np.repeat(ds.images, 3, axis=-1)
+    else:  # PIL's "L" conversion: L = R * 299/1000 + G * 587/1000 + B * 114/1000
+        luma = ds.images.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        images = np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+    return dataclasses.replace(ds, images=images, description=f"{ds.description}; converted to {color_mode}")

@@ -49,6 +49,19 @@ class ArrayDataset:
     description: str
     class_names: list[str] | None = None
 
+    def digest(self) -> str:
+        """sha256 of the images and labels (shape, dtype, bytes): equal digests, the same data
+        in the same order. Run records keep it; resume and rerun refuse other data."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for a in (self.images, self.labels):
+            if a is not None:
+                a = np.ascontiguousarray(a)
+                h.update(f"{a.dtype.str}|{a.shape}|".encode())
+                h.update(memoryview(a).cast("B"))
+        return h.hexdigest()
+
     def __post_init__(self) -> None:
         images = self.images
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
