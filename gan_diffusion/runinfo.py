@@ -50,9 +50,15 @@ def run_info(backend: Any = None, threads: dict | None = None) -> dict[str, Any]
 
 # What a run records of its environment: the project's own variables and those that change
 # what a framework computes or how fast (threads, oneDNN, determinism, devices, offline hub).
-ENV_PREFIXES = ("GAN_DIFFUSION_", "OMP_", "MKL_", "OPENBLAS_", "KMP_", "TF_", "KERAS_",
-                "TORCH_", "PYTORCH_", "CUDA_", "CUBLAS_", "NVIDIA_TF32")
-ENV_NAMES = ("PYTHONHASHSEED", "HF_HUB_OFFLINE", "OPENBLAS_CORETYPE")
+# TensorFlow's are named one by one: "TF_" alone also matches other tools' (Terraform's
+# TF_CLI_CONFIG_FILE, TF_VAR_*, ...).
+ENV_PREFIXES = ("GAN_DIFFUSION_", "OMP_", "MKL_", "OPENBLAS_", "KMP_", "KERAS_", "TORCH_",
+                "PYTORCH_", "CUDA_", "CUBLAS_", "XLA_")
+ENV_NAMES = ("PYTHONHASHSEED", "HF_HUB_OFFLINE", "NVIDIA_TF32_OVERRIDE", "TF_CPP_MIN_LOG_LEVEL",
+             "TF_CPP_MAX_VLOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS",
+             "TF_NUM_INTEROP_THREADS", "TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC",
+             "TF_XLA_FLAGS", "TF_FORCE_GPU_ALLOW_GROWTH", "TF_GPU_ALLOCATOR",
+             "TF_ENABLE_AUTO_MIXED_PRECISION", "TF_USE_LEGACY_KERAS")
 
 
 def relevant_env() -> dict[str, str]:
