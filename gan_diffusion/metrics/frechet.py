@@ -12,16 +12,17 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from gan_diffusion.metrics._checks import (FewSamplesWarning, MetricInputError, MetricWarning,
                                            as_features, same_dim)
 from gan_diffusion.metrics.score import Score
-from gan_diffusion.utils.io import atomic_open
+from gan_diffusion.weightfile import read_npz, write_npz
 
-STATS_FORMAT = "gan_diffusion.FeatureStats/1"
+STATS_FORMAT = "gan_diffusion.FeatureStats/2"      # mu, sigma + JSON metadata (weightfile)
+STATS_FORMAT_V1 = "gan_diffusion.FeatureStats/1"   # every field an array; still read
+_FIELDS_V1 = ("format", "n", "extractor", "preprocessing", "source")
 # Eigenvalues below -_NEG_TOL * (largest eigenvalue) mean "not a covariance" (an error);
 # smaller negative ones are round-off and are set to 0.
 _NEG_TOL = 1e-6
@@ -105,32 +106,29 @@ class FeatureStats:
         return cls(mu, sigma, x.shape[0], extractor, preprocessing, source)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write to `path` as .npz (no pickled objects), atomically: a temporary file in the
-        same directory is renamed over `path`, so a crash never leaves a partial file."""
-        with atomic_open(path, "wb") as f:
-            np.savez(f, mu=self.mu, sigma=self.sigma, n=np.int64(self.n),
-                     extractor=np.str_(self.extractor),
-                     preprocessing=np.str_(self.preprocessing), source=np.str_(self.source),
-                     format=np.str_(STATS_FORMAT))
+        """Write to `path` as .npz atomically (weightfile.write_npz): mu (D,) and sigma (D, D)
+        float64, n and the strings in the JSON metadata; no pickled objects."""
+        meta = {"format": STATS_FORMAT, "n": self.n, "extractor": self.extractor,
+                "preprocessing": self.preprocessing, "source": self.source}
+        write_npz(path, {"mu": self.mu, "sigma": self.sigma}, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStats:
-        """Read statistics written by `save` (np.load with allow_pickle=False)."""
-        path = Path(path)
+        """Read statistics written by `save` (np.load with allow_pickle=False); files of the
+        earlier layout (format .../1: every field an array) are read too."""
+        arrays, meta = read_npz(path, what="FeatureStats file", error=MetricInputError,
+                                require_meta=False, fix="write it with FeatureStats.save")
+        if not meta:  # format /1: the fields as 0-d arrays beside mu and sigma
+            meta = {k: arrays.pop(k)[()].item() for k in _FIELDS_V1 if k in arrays}
+        if meta.get("format") not in (STATS_FORMAT, STATS_FORMAT_V1):
+            raise MetricInputError(
+                f"{path} is not a FeatureStats file (format {meta.get('format')!r}, expected "
+                f"{STATS_FORMAT!r}); write it with FeatureStats.save")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                fmt = str(z["format"][()]) if "format" in z.files else None
-                if fmt != STATS_FORMAT:
-                    raise MetricInputError(
-                        f"{path} is not a FeatureStats file (format {fmt!r}, expected "
-                        f"{STATS_FORMAT!r}); write it with FeatureStats.save")
-                source = str(z["source"][()]) if "source" in z.files else ""
-                return cls(z["mu"], z["sigma"], int(z["n"][()]), str(z["extractor"][()]),
-                           str(z["preprocessing"][()]), source)
-        except (MetricInputError, FileNotFoundError):
-            raise
-        except (OSError, KeyError, ValueError) as e:   # corrupt, truncated, fields missing
-            raise MetricInputError(f"cannot read FeatureStats from {path}: {e}") from e
+            return cls(arrays["mu"], arrays["sigma"], int(meta["n"]), str(meta["extractor"]),
+                       str(meta["preprocessing"]), str(meta.get("source", "")))
+        except (KeyError, ValueError, TypeError) as e:   # fields missing or of the wrong kind
+            raise MetricInputError(f"cannot read FeatureStats from {path}: {e!r}") from e
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:

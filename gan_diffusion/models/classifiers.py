@@ -27,9 +27,7 @@ Inputs: NHWC uint8 (or float in [0, 1]) of exactly the training shape, scaled to
 """
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +37,7 @@ from gan_diffusion.data.download import sha256_file
 from gan_diffusion.data.errors import DataError
 from gan_diffusion.errors import ConfigError, UnknownNameError
 from gan_diffusion.models.plan import Layer, check_weights, init_glorot, weight_shapes
-from gan_diffusion.utils.io import atomic_open
+from gan_diffusion.weightfile import read_npz, write_npz
 
 NPZ_FORMAT = "gan_diffusion.classifier/1"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"   # shipped in the package
@@ -196,13 +194,6 @@ def as_model_input(images: np.ndarray, spec: ClassifierSpec) -> np.ndarray:
     raise ConfigError(f"images must be uint8 or float in [0, 1], got dtype {x.dtype}")
 
 
-def batches(n: int, batch_size: int) -> list[slice]:
-    """Consecutive slices of at most `batch_size` covering range(n)."""
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-
-
 # -- weight files ---------------------------------------------------------------------------
 def extractor_id(spec: ClassifierSpec, sha256: str | None, label: str) -> str:
     """"<name>@<first 12 hex of the file's sha256>" for the shipped weights, else
@@ -223,10 +214,7 @@ def save_weights(path: str | os.PathLike, spec: ClassifierSpec, weights: dict[st
     check_weights(weights, spec.weight_shapes(), spec.name)
     meta = {"format": NPZ_FORMAT, "classifier": spec.name, "dtype": dtype, **(meta or {})}
     arrays = {k: np.asarray(weights[k], dtype) for k in spec.weight_shapes()}
-    arrays["__meta__"] = np.array(json.dumps(meta, sort_keys=True, default=str))
-    with atomic_open(path, "wb") as f:
-        np.savez(f, **arrays)
-    return sha256_file(path)
+    return sha256_file(write_npz(path, arrays, meta, json_default=str))
 
 
 def load_weights(spec: ClassifierSpec, path: str | os.PathLike | None = None
@@ -252,12 +240,7 @@ def load_weights(spec: ClassifierSpec, path: str | os.PathLike | None = None
             f"{path} has sha256 {sha}, but the shipped {spec.name} weights have "
             f"{spec.weights_sha256 or '(none pinned yet)'}; the file is corrupt or was replaced: "
             f"reinstall the package (or pass path= to use other weights under another id)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        meta = json.loads(str(arrays.pop("__meta__")))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
-        raise ClassifierWeightsError(f"{path} is corrupt or not a classifier .npz ({exc!r})") from None
+    arrays, meta = read_npz(path, what=f"{spec.name} weights", error=ClassifierWeightsError)
     if meta.get("format") != NPZ_FORMAT or meta.get("classifier") != spec.name:
         raise ClassifierWeightsError(
             f"{path} holds {meta.get('classifier')!r} weights in format {meta.get('format')!r}, "

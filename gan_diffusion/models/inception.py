@@ -23,9 +23,7 @@ Nothing here imports TensorFlow or torch.
 """
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +34,7 @@ from gan_diffusion.data.download import (NO_DOWNLOAD_ENV, download_file, downloa
 from gan_diffusion.data.errors import DataError
 from gan_diffusion.errors import ConfigError
 from gan_diffusion.models.plan import check_weights
-from gan_diffusion.utils.io import atomic_open
+from gan_diffusion.weightfile import read_npz, read_state_dict, write_npz
 
 # -- the weight file ----------------------------------------------------------------------
 EXTRACTOR_ID = "inception-v3-fid-2015-12-05"
@@ -317,7 +315,7 @@ def init_random(seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
-# -- canonical .npz -----------------------------------------------------------------------
+# -- weight files: canonical .npz, pytorch-fid .pth ------------------------------------------
 def save_npz(path: str | os.PathLike, weights: dict[str, np.ndarray], source_sha256: str | None = None
              ) -> Path:
     """Write canonical weights as one .npz atomically (read back with `load_npz`).
@@ -336,11 +334,7 @@ def save_npz(path: str | os.PathLike, weights: dict[str, np.ndarray], source_sha
     """
     check_weights(weights, weight_shapes(), "FID Inception")
     meta = {"format": NPZ_FORMAT, "extractor": EXTRACTOR_ID, "source_sha256": source_sha256}
-    arrays = {k: np.asarray(weights[k], np.float32) for k in weight_shapes()}
-    arrays["__meta__"] = np.array(json.dumps(meta, sort_keys=True))
-    with atomic_open(path, "wb") as f:
-        np.savez(f, **arrays)
-    return Path(path)
+    return write_npz(path, {k: np.asarray(weights[k], np.float32) for k in weight_shapes()}, meta)
 
 
 def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
@@ -352,24 +346,41 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     Raises:
         PretrainedWeightsError: missing, corrupt or foreign file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise PretrainedWeightsError(f"{path} does not exist; write it with save_npz or "
-                                     "torch_backend.inception.convert_fid_weights")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        meta = json.loads(str(arrays.pop("__meta__")))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
-        raise PretrainedWeightsError(f"{path} is corrupt or not a canonical FID Inception .npz "
-                                     f"({exc!r}); convert the .pth again") from None
-    if meta.get("format") != NPZ_FORMAT:
-        raise PretrainedWeightsError(f"{path} has format {meta.get('format')!r}, expected {NPZ_FORMAT!r}")
+    arrays, meta = read_npz(path, what="FID Inception weights", error=PretrainedWeightsError,
+                            format=NPZ_FORMAT, fix="write it with save_npz, or convert the .pth "
+                            "again with convert_fid_weights")
     try:
         check_weights(arrays, weight_shapes(), "FID Inception")
     except ValueError as exc:
         raise PretrainedWeightsError(f"{path}: {exc}") from None
     return arrays, meta
+
+
+def read_fid_weights(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str | None]:
+    """Canonical weights from a pytorch-fid .pth or a canonical .npz, and the SHA-256 of the
+    .pth they come from (None if unknown). Both backends load through this; only a .pth needs
+    torch (imported lazily by `weightfile.read_state_dict`)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        weights, meta = load_npz(path)
+        return weights, meta.get("source_sha256")
+    if not path.is_file():
+        raise PretrainedWeightsError(f"{path} does not exist; pass the {WEIGHTS_FILE} "
+                                     "file or call load_fid_weights() to search for it")
+    state = read_state_dict(path, error=PretrainedWeightsError, fix=(
+        f"delete it and download {WEIGHTS_URL} again; without torch, convert it once where "
+        "torch is, with convert_fid_weights(pth, npz), and pass the .npz"))
+    return canonical_from_state_dict(state, source=str(path)), sha256_file(path)
+
+
+def convert_fid_weights(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Convert a pytorch-fid .pth into the canonical .npz that loads without torch.
+
+    Example:
+        >>> convert_fid_weights(find_inception_weights(), "fid_inception.npz")  # doctest: +SKIP
+    """
+    weights, sha = read_fid_weights(src)
+    return save_npz(dst, weights, source_sha256=sha)
 
 
 # -- finding the weight file --------------------------------------------------------------
@@ -523,13 +534,6 @@ def resize_taps(in_size: int, out_size: int = INPUT_SIZE
     w1 = np.clip(src - i0.astype(np.float32), 0.0, 1.0).astype(np.float32)
     i1 = np.minimum(i0 + 1, in_size - 1)
     return i0, i1, np.float32(1.0) - w1, w1
-
-
-def batches(n: int, batch_size: int) -> list[slice]:
-    """Consecutive slices of at most `batch_size` covering range(n)."""
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
 def extractor_id(weights_sha256: str | None, label: str) -> str:

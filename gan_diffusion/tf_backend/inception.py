@@ -6,10 +6,10 @@ a canonical weight name is the attribute path of its Keras variable
 (`inception/Mixed_5b/branch1x1/conv/kernel` -> `net.Mixed_5b.branch1x1.conv.kernel`) and the
 layout mapping is the identity. The architecture comes from gan_diffusion/models/inception.py.
 
-Weights: `load_fid_weights` reads a canonical .npz without torch; for pytorch-fid's .pth it
-imports torch lazily (inside `read_fid_weights` only: torch_backend.inception.read_fid_weights,
-torch.load(weights_only=True)). Convert once with `torch_backend.inception.convert_fid_weights`
-to run without torch.
+Weights, batching and ids are backend-neutral (metrics/extractor_base.py): `load_fid_weights`
+reads a canonical .npz without torch; a pytorch-fid .pth needs torch, imported lazily by
+gan_diffusion.weightfile.read_state_dict (torch.load(weights_only=True)). Convert once with
+`models.inception.convert_fid_weights` to run without torch.
 
 Example:
     >>> ext = build("fid_inception.npz")     # or build() with torch installed
@@ -19,15 +19,14 @@ Example:
 from __future__ import annotations
 
 import functools
-import os
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from gan_diffusion.metrics.extractor_base import InceptionExtractorBase
 from gan_diffusion.models import inception as spec
-from gan_diffusion.models.plan import check_weights
+from gan_diffusion.models.inception import convert_fid_weights, read_fid_weights  # noqa: F401  (re-exported)
 from gan_diffusion.tf_backend.layers import assign, to_canonical
 
 
@@ -180,73 +179,22 @@ class FIDInceptionV3(keras.Model):
 
 
 # -- the extractor --------------------------------------------------------------------------
-def read_fid_weights(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str | None]:
-    """Canonical weights from a canonical .npz (no torch needed) or a pytorch-fid .pth (imports
-    torch lazily, here only), and the SHA-256 of the .pth they come from (None if unknown)."""
-    path = Path(path)
-    if path.suffix == ".npz":
-        weights, meta = spec.load_npz(path)
-        return weights, meta.get("source_sha256")
-    try:
-        from gan_diffusion.torch_backend.inception import read_fid_weights as read_pth
-    except ImportError:
-        raise spec.PretrainedWeightsError(
-            f"reading {path} (a torch .pth) needs torch, which is not installed; convert it once "
-            "where torch is, with gan_diffusion.torch_backend.inception.convert_fid_weights(pth, "
-            "npz), and pass the .npz") from None
-    return read_pth(path)
-
-
-class InceptionExtractor:
-    """FID Inception-v3 on NHWC images: preprocessing, batched features, canonical weights.
+class InceptionExtractor(InceptionExtractorBase):
+    """FID Inception-v3 on NHWC images (weights, batching and ids: metrics.extractor_base).
 
     Attributes:
         net: the FIDInceptionV3 model.
-        extractor_id: "inception-v3-fid-2015-12-05" with the official weights, otherwise that
-            id with a [label] suffix, so features of other weights are never mixed up with it.
     """
 
     backend_name = "tf"
+    _to_canonical = staticmethod(to_canonical)
+    _assign = staticmethod(assign)
 
     def __init__(self):
         self.net = FIDInceptionV3()
-        self._tensors = {name: (functools.reduce(getattr, name.split("/")[1:], self.net), kind)
-                         for name, kind, _ in spec.layout()}
-        self.extractor_id = spec.extractor_id(None, "uninitialised")
+        super().__init__({name: (functools.reduce(getattr, name.split("/")[1:], self.net), kind)
+                          for name, kind, _ in spec.layout()})
 
-    # -- weights ------------------------------------------------------------------------
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """Canonical weights (float32 NumPy, channels-last; docs/weights.md)."""
-        return {name: to_canonical(v, kind) for name, (v, kind) in self._tensors.items()}
-
-    def set_weights(self, weights: dict[str, np.ndarray], label: str = "custom",
-                    sha256: str | None = None) -> None:
-        """Load canonical weights; `label`/`sha256` name their origin in `extractor_id`."""
-        check_weights(weights, spec.weight_shapes(), "FID Inception")
-        for name, (v, kind) in self._tensors.items():
-            assign(v, kind, weights[name])
-        self.extractor_id = spec.extractor_id(sha256, label)
-
-    def init_random(self, seed: int = 0) -> None:
-        """The seeded NumPy random weights of `models.inception.init_random` (tests only)."""
-        self.set_weights(spec.init_random(seed), label=f"random:seed={seed}")
-
-    def load_fid_weights(self, path: str | os.PathLike | None = None, **find) -> Path:
-        """Load pytorch-fid weights: a canonical .npz, or a .pth (needs torch, imported lazily).
-
-        Args:
-            path: the file; None: `find_inception_weights(**find)` (verified, maybe downloaded).
-            **find: weights_dir=..., download=... for the search.
-
-        Returns:
-            The file read.
-        """
-        path = Path(path) if path is not None else spec.find_inception_weights(**find)
-        weights, sha = read_fid_weights(path)
-        self.set_weights(weights, label=f"file:{path.name}", sha256=sha)
-        return path
-
-    # -- images -------------------------------------------------------------------------
     def preprocess(self, images: np.ndarray) -> tf.Tensor:
         """NHWC uint8 (or float in [0, 1]) -> (N, 299, 299, 3) float32 in [-1, 1], as pytorch-fid:
         bilinear resize (align_corners=False, no antialiasing), then 2x - 1."""
@@ -260,43 +208,5 @@ class InceptionExtractor:
         pool3 = self.net(x)
         return pool3, self.net.fc(pool3)
 
-    def features_and_logits(self, images: np.ndarray, batch_size: int = 50, unbiased: bool = False
-                            ) -> tuple[np.ndarray, np.ndarray]:
-        """pool3 features (N, 2048) and fc logits (N, 1008), float32, computed batch by batch.
 
-        unbiased=True leaves out the fc bias, as the original Inception Score code (which
-        multiplies pool3 by the softmax weights only) and torchmetrics' default do.
-        """
-        n = len(images)
-        feats = np.empty((n, spec.FEATURE_DIM), np.float32)
-        logits = np.empty((n, spec.NUM_CLASSES), np.float32)
-        for s in spec.batches(n, batch_size):
-            pool3, fc = self._forward(self.preprocess(images[s]))             # (b, 2048), (b, 1008)
-            feats[s], logits[s] = pool3.numpy(), fc.numpy()
-        if unbiased:
-            logits -= np.asarray(self.net.fc.bias.numpy(), np.float32)       # (1008,)
-        return feats, logits
-
-    def features(self, images: np.ndarray, batch_size: int = 50) -> np.ndarray:
-        """pool3 features (N, 2048) float32 of NHWC images (uint8, or float in [0, 1]).
-
-        Example:
-            >>> ext.features(np.zeros((4, 32, 32, 3), np.uint8), batch_size=2).shape
-            (4, 2048)
-        """
-        return self.features_and_logits(images, batch_size)[0]
-
-    def logits(self, images: np.ndarray, batch_size: int = 50, unbiased: bool = False) -> np.ndarray:
-        """fc logits (N, 1008) float32, for the Inception Score (see `features_and_logits`)."""
-        return self.features_and_logits(images, batch_size, unbiased)[1]
-
-
-def build(weights: str | os.PathLike | None = "fid", seed: int = 0, **find) -> InceptionExtractor:
-    """An extractor with `weights`: "fid" (search, verify, maybe download the official file),
-    "random" (seeded `init_random`), or the path of a .pth / canonical .npz."""
-    ext = InceptionExtractor()
-    if weights == "random":
-        ext.init_random(seed)
-    elif weights is not None:
-        ext.load_fid_weights(None if weights == "fid" else weights, **find)
-    return ext
+build = InceptionExtractor.build

@@ -2,7 +2,8 @@
 
 Module names and state_dict keys are torchvision's / pytorch-fid's (`Mixed_5b.branch1x1.conv.
 weight`, ...), so pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` loads as is. The
-architecture (channels, kernels, paddings) comes from gan_diffusion/models/inception.py.
+architecture (channels, kernels, paddings) comes from gan_diffusion/models/inception.py;
+weights, batching and ids are backend-neutral (metrics/extractor_base.py).
 
 Example:
     >>> ext = build()                        # finds, verifies and loads the official weights
@@ -11,17 +12,14 @@ Example:
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_diffusion.data.download import sha256_file
+from gan_diffusion.metrics.extractor_base import InceptionExtractorBase
 from gan_diffusion.models import inception as spec
-from gan_diffusion.models.plan import check_weights
+from gan_diffusion.models.inception import convert_fid_weights, read_fid_weights  # noqa: F401  (re-exported)
 from gan_diffusion.torch_backend.layers import assign, to_canonical
 
 
@@ -165,94 +163,22 @@ class FIDInceptionV3(nn.Module):
 
 
 # -- the extractor --------------------------------------------------------------------------
-def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """A .pth state_dict as NumPy arrays, read with torch.load(weights_only=True): tensors and
-    containers only, nothing else is unpickled."""
-    try:
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError, RuntimeError (bad zip), OSError, ...
-        raise spec.PretrainedWeightsError(
-            f"{path} could not be read as a torch state_dict ({type(exc).__name__}: "
-            f"{str(exc)[:200]}); delete it and download {spec.WEIGHTS_URL} again") from None
-    if not isinstance(state, dict):
-        raise spec.PretrainedWeightsError(f"{path} holds a {type(state).__name__}, not a state_dict")
-    return {k: v.detach().cpu().numpy() for k, v in state.items() if isinstance(v, torch.Tensor)}
-
-
-def read_fid_weights(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str | None]:
-    """Canonical weights from a pytorch-fid .pth or a canonical .npz, and the SHA-256 of the
-    .pth they come from (None if unknown)."""
-    path = Path(path)
-    if path.suffix == ".npz":
-        weights, meta = spec.load_npz(path)
-        return weights, meta.get("source_sha256")
-    if not path.is_file():
-        raise spec.PretrainedWeightsError(f"{path} does not exist; pass the {spec.WEIGHTS_FILE} "
-                                          "file or call load_fid_weights() to search for it")
-    weights = spec.canonical_from_state_dict(read_state_dict(path), source=str(path))
-    return weights, sha256_file(path)
-
-
-def convert_fid_weights(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Convert a pytorch-fid .pth into the canonical .npz that the TF backend reads without torch.
-
-    Example:
-        >>> convert_fid_weights(find_inception_weights(), "fid_inception.npz")  # doctest: +SKIP
-    """
-    weights, sha = read_fid_weights(src)
-    return spec.save_npz(dst, weights, source_sha256=sha)
-
-
-class InceptionExtractor:
-    """FID Inception-v3 on NHWC images: preprocessing, batched features, canonical weights.
+class InceptionExtractor(InceptionExtractorBase):
+    """FID Inception-v3 on NHWC images (weights, batching and ids: metrics.extractor_base).
 
     Attributes:
         net: the FIDInceptionV3 module.
-        extractor_id: "inception-v3-fid-2015-12-05" with the official weights, otherwise that
-            id with a [label] suffix, so features of other weights are never mixed up with it.
     """
 
     backend_name = "torch"
+    _to_canonical = staticmethod(to_canonical)
+    _assign = staticmethod(assign)
 
     def __init__(self):
         self.net = FIDInceptionV3()
         state = self.net.state_dict(keep_vars=True)
-        self._tensors = {name: (state[spec.torch_key(name)], kind) for name, kind, _ in spec.layout()}
-        self.extractor_id = spec.extractor_id(None, "uninitialised")
+        super().__init__({name: (state[spec.torch_key(name)], kind) for name, kind, _ in spec.layout()})
 
-    # -- weights ------------------------------------------------------------------------
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """Canonical weights (float32 NumPy, channels-last; docs/weights.md)."""
-        return {name: to_canonical(t, kind) for name, (t, kind) in self._tensors.items()}
-
-    def set_weights(self, weights: dict[str, np.ndarray], label: str = "custom",
-                    sha256: str | None = None) -> None:
-        """Load canonical weights; `label`/`sha256` name their origin in `extractor_id`."""
-        check_weights(weights, spec.weight_shapes(), "FID Inception")
-        for name, (t, kind) in self._tensors.items():
-            assign(t, kind, weights[name])
-        self.extractor_id = spec.extractor_id(sha256, label)
-
-    def init_random(self, seed: int = 0) -> None:
-        """The seeded NumPy random weights of `models.inception.init_random` (tests only)."""
-        self.set_weights(spec.init_random(seed), label=f"random:seed={seed}")
-
-    def load_fid_weights(self, path: str | os.PathLike | None = None, **find) -> Path:
-        """Load pytorch-fid weights: a .pth (torch.load, weights_only=True) or a canonical .npz.
-
-        Args:
-            path: the file; None: `find_inception_weights(**find)` (verified, maybe downloaded).
-            **find: weights_dir=..., download=... for the search.
-
-        Returns:
-            The file read.
-        """
-        path = Path(path) if path is not None else spec.find_inception_weights(**find)
-        weights, sha = read_fid_weights(path)
-        self.set_weights(weights, label=f"file:{path.name}", sha256=sha)
-        return path
-
-    # -- images -------------------------------------------------------------------------
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """NHWC uint8 (or float in [0, 1]) -> (N, 3, 299, 299) float32 in [-1, 1], as pytorch-fid:
         bilinear resize (align_corners=False, no antialiasing), then 2x - 1."""
@@ -266,43 +192,5 @@ class InceptionExtractor:
         pool3 = self.net(x)
         return pool3, self.net.fc(pool3)
 
-    def features_and_logits(self, images: np.ndarray, batch_size: int = 50, unbiased: bool = False
-                            ) -> tuple[np.ndarray, np.ndarray]:
-        """pool3 features (N, 2048) and fc logits (N, 1008), float32, computed batch by batch.
 
-        unbiased=True leaves out the fc bias, as the original Inception Score code (which
-        multiplies pool3 by the softmax weights only) and torchmetrics' default do.
-        """
-        n = len(images)
-        feats = np.empty((n, spec.FEATURE_DIM), np.float32)
-        logits = np.empty((n, spec.NUM_CLASSES), np.float32)
-        for s in spec.batches(n, batch_size):
-            pool3, fc = self._forward(self.preprocess(images[s]))             # (b, 2048), (b, 1008)
-            feats[s], logits[s] = pool3.numpy(), fc.numpy()
-        if unbiased:
-            logits -= np.asarray(self.net.fc.bias.numpy(), np.float32)       # (1008,)
-        return feats, logits
-
-    def features(self, images: np.ndarray, batch_size: int = 50) -> np.ndarray:
-        """pool3 features (N, 2048) float32 of NHWC images (uint8, or float in [0, 1]).
-
-        Example:
-            >>> ext.features(np.zeros((4, 32, 32, 3), np.uint8), batch_size=2).shape
-            (4, 2048)
-        """
-        return self.features_and_logits(images, batch_size)[0]
-
-    def logits(self, images: np.ndarray, batch_size: int = 50, unbiased: bool = False) -> np.ndarray:
-        """fc logits (N, 1008) float32, for the Inception Score (see `features_and_logits`)."""
-        return self.features_and_logits(images, batch_size, unbiased)[1]
-
-
-def build(weights: str | os.PathLike | None = "fid", seed: int = 0, **find) -> InceptionExtractor:
-    """An extractor with `weights`: "fid" (search, verify, maybe download the official file),
-    "random" (seeded `init_random`), or the path of a .pth / canonical .npz."""
-    ext = InceptionExtractor()
-    if weights == "random":
-        ext.init_random(seed)
-    elif weights is not None:
-        ext.load_fid_weights(None if weights == "fid" else weights, **find)
-    return ext
+build = InceptionExtractor.build
