@@ -11,16 +11,12 @@ Keys:  weights/<net>/<layer>/<param>
 """
 from __future__ import annotations
 
-import json
 import os
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gan_diffusion.errors import CheckpointError
-from gan_diffusion.utils.io import atomic_open
+from gan_diffusion.weightfile import read_npz, write_npz
 
 FORMAT = "gan_diffusion.checkpoint/1"
 
@@ -37,9 +33,7 @@ def save_checkpoint(path: str | os.PathLike, weights: dict[str, np.ndarray],
     """
     arrays = {f"weights/{k}": np.asarray(v) for k, v in weights.items()}
     arrays.update({f"optimizer/{k}": np.asarray(v) for k, v in optimizer.items()})
-    arrays["__meta__"] = np.array(json.dumps({"format": FORMAT, **meta}, sort_keys=True))
-    with atomic_open(path, "wb") as f:
-        np.savez(f, **arrays)
+    write_npz(path, arrays, {"format": FORMAT, **meta})
 
 
 def load_checkpoint(path: str | os.PathLike
@@ -52,29 +46,9 @@ def load_checkpoint(path: str | os.PathLike
     Raises:
         CheckpointError: missing, truncated or foreign file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass the .npz file that "
-                              "training wrote (e.g. RUN/checkpoints/latest.npz)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a gan_diffusion "
-                              f"checkpoint ({exc}); restore an earlier one") from None
-    if "__meta__" not in arrays:
-        raise CheckpointError(f"{path} has no gan_diffusion metadata: not a checkpoint of ours")
-    try:
-        meta = json.loads(str(arrays.pop("__meta__")))
-    except ValueError as exc:
-        raise CheckpointError(f"{path} has unreadable metadata (__meta__ is not valid JSON: {exc}); "
-                              "the file is damaged: restore an earlier checkpoint") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path} has metadata of type {type(meta).__name__}, not a JSON object: "
-                              "not a gan_diffusion checkpoint, or a damaged one")
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} has checkpoint format {meta.get('format')!r}; "
-                              f"this version reads {FORMAT!r}")
+    arrays, meta = read_npz(path, what="checkpoint", format=FORMAT,
+                            fix="pass the .npz file that training wrote (e.g. RUN/checkpoints/"
+                                "latest.npz), or restore an earlier one")
     weights = {k[len("weights/"):]: v for k, v in arrays.items() if k.startswith("weights/")}
     optimizer = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
     return weights, optimizer, meta

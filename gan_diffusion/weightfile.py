@@ -105,8 +105,8 @@ def read_npz(path: str | os.PathLike, *, what: str = "checkpoint",
                     f"({type(exc).__name__}: {str(exc)[:200]}){end}") from None
     if META_KEY not in arrays:
         if require_meta:
-            raise error(f"{what} {path} has no {META_KEY!r} metadata entry: not a gan_diffusion "
-                        f"file{end}")
+            raise error(f"{what} {path} has no {META_KEY!r} metadata entry: not a {what} "
+                        f"written by gan_diffusion{end}")
         return arrays, {}
     meta = _parse_meta(arrays.pop(META_KEY), f"{what} {path}", error, end)
     if format is not None and meta.get("format") != format:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from gan_diffusion.compare.quality import extractor_note, score_label
 from gan_diffusion.compare.tables import RunResult
+from gan_diffusion.compare.worker import load_images
 
 COLORS = {"tf": "#e8710a", "torch": "#1f6fd1"}  # TensorFlow orange, PyTorch blue
 NAMES = {"tf": "TensorFlow/Keras", "torch": "PyTorch"}
@@ -162,8 +162,8 @@ def sample_grids(results: list[RunResult], folder: Path) -> list[Figure]:
         for be in _backends(results):
             group = sorted(_by(results, model, be), key=lambda r: r.seed)
             if group and (group[0].path / "eval_samples.npz").exists():
-                with np.load(group[0].path / "eval_samples.npz", allow_pickle=False) as f:
-                    panels.append((be, group[0].seed, _grid(f["images"])))
+                images, _ = load_images(group[0].path / "eval_samples.npz")
+                panels.append((be, group[0].seed, _grid(images)))
         if not panels:
             continue
         fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.3), squeeze=False)
@@ -189,8 +189,8 @@ def trajectories(results: list[RunResult], folder: Path) -> list[Figure]:
             if group and (group[0].path / "trajectory.npz").exists():
                 from gan_diffusion.utils.images import make_grid
 
-                with np.load(group[0].path / "trajectory.npz", allow_pickle=False) as f:
-                    traj, n = f["images"], json.loads(str(f["meta"]))["n"]  # (n * frames, H, W, C)
+                traj, meta = load_images(group[0].path / "trajectory.npz")  # (n * frames, H, W, C)
+                n = meta["n"]
                 # rows: samples, columns: sampler steps from x_T to x_0
                 panels.append((be, make_grid(traj, nrow=len(traj) // n, pad_value=255)))
         if not panels:

@@ -126,16 +126,15 @@ def eval_image_shape(opts: CompareOptions) -> tuple[int, int, int]:
 
 def prepare_reference(opts: CompareOptions, out: Path) -> Path:
     """OUT/reference.npz: n_eval real images (a seeded random subset of the evaluation split)."""
-    from gan_diffusion.compare.worker import save_images
+    from gan_diffusion.compare.worker import load_images, save_images
     from gan_diffusion.data import load_dataset
 
     path = out / "reference.npz"
     meta = {"dataset": opts.dataset, "split": eval_split(opts.dataset), "n_eval": opts.n_eval,
             "image_size": opts.image_size, "seed": 0}
     if path.exists():
-        with np.load(path, allow_pickle=False) as f:
-            if json.loads(str(f["meta"])).get("request") == meta:
-                return path
+        if load_images(path)[1].get("request") == meta:
+            return path
     ds = load_dataset(opts.dataset, split=meta["split"], data_dir=opts.data_dir,
                       image_size=opts.image_size)
     idx = np.sort(np.random.default_rng(0).permutation(len(ds))[:opts.n_eval])

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from gan_diffusion.utils.io import atomic_open, atomic_write_json
+from gan_diffusion.utils.io import atomic_write_json
+from gan_diffusion.weightfile import read_npz, write_npz
 
 EVAL_SEED = 1_000_003  # latent seed of the evaluation samples (not the preview grids' seed 0)
 
@@ -35,8 +36,19 @@ def peak_rss_mb() -> float:
 
 def save_images(path: Path, images: np.ndarray, **meta: Any) -> None:
     """uint8 images (and JSON metadata) as an .npz, atomically (read with allow_pickle=False)."""
-    with atomic_open(path, "wb") as f:
-        np.savez_compressed(f, images=images, meta=np.array(json.dumps(meta)))
+    write_npz(path, {"images": images}, meta, compress=True)
+
+
+def load_images(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """(uint8 images, metadata) of a `save_images` file (also the older layout, whose
+    metadata entry was called "meta")."""
+    from gan_diffusion.errors import GanDiffusionError
+
+    arrays, meta = read_npz(path, what="image file", error=GanDiffusionError, require_meta=False,
+                            fix="delete it; the comparison writes it again")
+    if not meta and "meta" in arrays:
+        meta = json.loads(str(arrays.pop("meta")))
+    return arrays["images"], meta
 
 
 def run(spec: dict[str, Any]) -> int:
@@ -105,14 +117,12 @@ def score(spec: dict[str, Any]) -> int:
     writes RUN/quality.json (skips runs already scored with the same extractor)."""
     from gan_diffusion.compare.quality import score_samples
 
-    with np.load(spec["reference"], allow_pickle=False) as f:
-        real = f["images"]
+    real, _ = load_images(spec["reference"])
     for run_dir in map(Path, spec["runs"]):
         target = run_dir / "quality.json"
         if target.exists() and json.loads(target.read_text()).get("extractor") == spec["extractor"]:
             continue
-        with np.load(run_dir / "eval_samples.npz", allow_pickle=False) as f:
-            fake = f["images"]
+        fake, _ = load_images(run_dir / "eval_samples.npz")
         scores = score_samples(fake, real, spec["extractor"], spec.get("backend"))
         atomic_write_json(target, {"extractor": spec["extractor"], "scores": scores})
         fid = scores["fid"]
