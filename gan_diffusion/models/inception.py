@@ -33,7 +33,7 @@ from gan_diffusion.data.download import (NO_DOWNLOAD_ENV, download_file, downloa
                                          sha256_file)
 from gan_diffusion.data.errors import DataError
 from gan_diffusion.errors import ConfigError
-from gan_diffusion.models.plan import check_weights
+from gan_diffusion.models.plan import check_weights, unit_floats
 from gan_diffusion.weightfile import read_npz, read_state_dict, write_npz
 
 # -- the weight file ----------------------------------------------------------------------
@@ -499,11 +499,7 @@ def as_unit_images(images: np.ndarray) -> np.ndarray:
     if x.dtype == np.uint8:
         x = x.astype(np.float32) / np.float32(255.0)
     elif np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float32, copy=False)
-        if x.size and not (np.isfinite(x).all() and x.min() >= 0.0 and x.max() <= 1.0):
-            raise ConfigError(f"float images must lie in [0, 1], got values in [{np.nanmin(x):.3g}, "
-                              f"{np.nanmax(x):.3g}]; model outputs in [-1, 1] need "
-                              "gan_diffusion.data.from_model_range first")
+        x = unit_floats(x, "model outputs in [-1, 1] need gan_diffusion.data.from_model_range first")
     else:
         raise ConfigError(f"images must be uint8 or float in [0, 1], got dtype {x.dtype}")
     return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x

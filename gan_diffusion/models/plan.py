@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from gan_diffusion.errors import ConfigError
+
 PARAM_KINDS = ("conv", "convt", "dense", "bn", "embed")
 
 
@@ -189,3 +191,18 @@ def check_weights(weights: dict[str, np.ndarray], expected: dict[str, tuple[int,
                              "(canonical channels-last layout, see docs/weights.md)")
         if not np.issubdtype(value.dtype, np.floating):
             raise ValueError(f"{model} weight {name} has dtype {value.dtype}, expected float")
+
+
+def unit_floats(x: np.ndarray, fix: str) -> np.ndarray:
+    """Float images checked to lie in [0, 1], as float32; ConfigError naming NaN/inf values
+    apart from values out of range, with `fix` appended."""
+    x = x.astype(np.float32, copy=False)
+    finite = np.isfinite(x)
+    if not finite.all():
+        raise ConfigError(f"float images hold {int(x.size - finite.sum())} non-finite value(s) "
+                          f"(NaN or inf) in {int((~finite).reshape(len(x), -1).any(1).sum())} "
+                          "image(s); remove or repair them")
+    if x.size and (x.min() < 0.0 or x.max() > 1.0):
+        raise ConfigError(f"float images must lie in [0, 1], got values in [{x.min():.3g}, "
+                          f"{x.max():.3g}]; {fix}")
+    return x
