@@ -30,7 +30,8 @@ SIZES = (28, 32, 64)
 class WGANGPConfig(GANConfig):
     """WGAN-GP hyper-parameters (defaults: Gulrajani et al. 2017 and the slide's Keras model).
 
-    Shared fields (conditioning, optimizer, dtype, ...) are documented on `GANConfig`.
+    Shared fields are documented on `GANInputs` (shape, conditioning) and `TrainConfig`
+    (optimizer, batch, seed, dtype).
     bn_momentum is in the PyTorch convention (0.01 = Keras' default 0.99).
     """
 
