@@ -116,3 +116,32 @@ def test_ddpm_scheduler_config_and_two_files(tmp_path):
     assert set(cfg.model_config()) | set(sched.to_dict()) == set(cfg.to_dict())
     with pytest.raises(ConfigError, match="sample_steps 20 exceeds timesteps 10"):
         sched.replace(timesteps=10)
+
+
+def test_test_extra_covers_every_third_party_test_import():
+    """pyproject's `test` extra (with the core dependencies) installs what tests/ imports."""
+    import re
+    import sys
+    import tomllib
+
+    root = Path(__file__).parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+
+    def packages(reqs):
+        out = set()
+        for req in reqs:
+            name = re.match(r"[A-Za-z0-9_.-]+(\[[^]]*\])?", req).group(0)
+            if name.startswith("gan_diffusion["):
+                out |= packages(r for extra in name[14:-1].split(",") for r in extras[extra])
+            else:
+                out.add(name.lower())
+        return out
+
+    installed = packages(project["dependencies"] + extras["test"])
+    module_package = {"PIL": "pillow", "tensorflow": "tensorflow-cpu", "sklearn": "scikit-learn"}
+    local = {"gan_diffusion", "conftest"} | set(sys.stdlib_module_names)
+    imported = {m for f in (root / "tests").glob("*.py")
+                for m in re.findall(r"^\s*(?:from|import) ([A-Za-z_]\w*)", f.read_text(), re.M)}
+    missing = {m for m in imported - local if module_package.get(m, m).lower() not in installed}
+    assert not missing
