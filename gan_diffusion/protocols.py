@@ -2,8 +2,10 @@
 
 A model object returned by `Backend.build` is a `Generator`, a `Trainer` and a `Sampler`.
 Later model families extend them without changing them: the VAE adds encode/decode,
-diffusion models take `steps=`/`guidance=` through `sample(**kwargs)`, Stable Diffusion
-takes `prompt=`/`init_image=` the same way, conditional models use `labels`.
+diffusion models (DDPM/DDIM) take `steps=`/`sampler=`/`guidance=` through
+`sample(**kwargs)`, conditional models use `labels`. (Planned, not implemented: a text- or
+image-conditioned model such as Stable Diffusion would take `prompt=`/`init_image=` through
+the same `sample(**kwargs)`.)
 """
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ class DCGANConfig(GANConfig):
     """DCGAN hyper-parameters (defaults: the PyTorch DCGAN tutorial, except batch size 64,
     which gives recognisable MNIST digits after one epoch where 128 does not).
 
-    Shared fields (conditioning, optimizer, dtype, ...) are documented on `GANConfig`.
+    Shared fields are documented on `GANInputs` (shape, conditioning) and `TrainConfig`
+    (optimizer, batch, seed, dtype).
     BatchNorm momentum uses the PyTorch convention (weight of the new batch statistic):
     Keras' momentum is 1 - bn_momentum. See docs/alignment.md.
     """

@@ -9,21 +9,24 @@ See docs/diffusion.md.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
 
-from gan_diffusion.configs import Config, check_image_shape, check_positive
+from gan_diffusion.configs import (Config, TrainConfig, check_image_shape, check_num_classes,
+                                   check_positive)
 from gan_diffusion.diffusion.samplers import SAMPLERS, SPACINGS, VARIANCE_TYPES
 from gan_diffusion.diffusion.schedules import SCHEDULES
 from gan_diffusion.errors import ConfigError
-from gan_diffusion.optim import check_optimizer
 
 SIZES = (16, 28, 32, 64)   # 16: tiny test models
-DTYPES = ("float32", "float64")
+MODEL_FILE, SCHEDULER_FILE = "model_config.json", "scheduler_config.json"
 
 
 @dataclasses.dataclass
-class DDPMConfig(Config):
-    """DDPM hyper-parameters.
+class UNetConfig(Config):
+    """The U-Net noise predictor and its conditioning (the first part of `DDPMConfig`).
 
     Attributes:
         image_shape: (H, W, C); H = W in SIZES, C 1 or 3.
@@ -40,15 +43,7 @@ class DDPMConfig(Config):
         label_dropout: probability of training on the null class (classifier-free guidance).
         guidance: default guidance weight w for conditional sampling (eps_u + w (eps_c - eps_u);
             1 = no guidance).
-        schedule, timesteps, beta_start, beta_end: noise schedule ("linear" or "cosine").
-        variance_type, clip_sample, timestep_spacing: sampler settings (docs/diffusion.md).
-        sampler, sample_steps: the default sampler and its steps for sample() and previews.
-        ema_decay, ema_warmup: EMA of the weights for sampling; with warmup the k-th update
-            (k = 0, 1, ...) uses min(ema_decay, (1 + k) / (10 + k)).
-        optimizer, learning_rate, ...: as for the GANs (gan_diffusion.optim).
     """
-
-    model: ClassVar[str] = "ddpm"
 
     image_shape: tuple[int, int, int] = (28, 28, 1)
     base_channels: int = 32
@@ -61,37 +56,11 @@ class DDPMConfig(Config):
     num_classes: int = 0
     label_dropout: float = 0.1
     guidance: float = 2.0
-    schedule: str = "linear"
-    timesteps: int = 1000
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    variance_type: str = "fixed_small"
-    clip_sample: bool = True
-    timestep_spacing: str = "leading"
-    sampler: str = "ddim"
-    sample_steps: int = 50
-    ema_decay: float = 0.999
-    ema_warmup: bool = True
-    optimizer: str = "adam"
-    learning_rate: float = 5e-4
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
-    momentum: float = 0.0
-    nesterov: bool = False
-    rho: float = 0.9
-    initial_accumulator: float = 0.1
-    batch_size: int = 64
-    drop_last: bool = True
-    seed: int = 0
-    dtype: str = "float32"
-    compile: bool = False  # torch.compile the U-Net (torch backend only)
 
     def validate(self) -> None:
+        super().validate()
         self.image_shape = check_image_shape(self.image_shape, SIZES)
-        check_positive(self, "base_channels", "num_res_blocks", "norm_groups", "norm_epsilon",
-                       "timesteps", "sample_steps", "batch_size")
-        check_optimizer(self)
+        check_positive(self, "base_channels", "num_res_blocks", "norm_groups", "norm_epsilon")
         side = self.image_shape[0]
         mults = tuple(int(m) for m in self.channel_mults)
         if not mults or min(mults) < 1:
@@ -116,10 +85,44 @@ class DDPMConfig(Config):
                               f"{sorted(widths)} (base_channels x channel_mults)")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.label_dropout < 1.0:
             raise ConfigError("ddpm dropout and label_dropout must be in [0, 1)")
-        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) \
-                or self.num_classes < 0 or self.num_classes == 1:
-            raise ConfigError(f"ddpm config field num_classes must be 0 (unconditional) or >= 2, "
-                              f"got {self.num_classes!r}")
+        check_num_classes(self)
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    @property
+    def null_label(self) -> int:
+        """The label of the unconditional ("null") class: num_classes."""
+        return self.num_classes
+
+
+@dataclasses.dataclass
+class DDPMSchedulerConfig(Config):
+    """The noise schedule and the default sampler: what diffusers keeps in a scheduler's
+    scheduler_config.json (the second part of `DDPMConfig`; docs/diffusion.md).
+
+    Attributes:
+        schedule, timesteps, beta_start, beta_end: noise schedule ("linear" or "cosine").
+        variance_type, clip_sample, timestep_spacing: sampler settings.
+        sampler, sample_steps: the default sampler and its steps for sample() and previews.
+    """
+
+    model: ClassVar[str] = "ddpm-scheduler"
+
+    schedule: str = "linear"
+    timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    variance_type: str = "fixed_small"
+    clip_sample: bool = True
+    timestep_spacing: str = "leading"
+    sampler: str = "ddim"
+    sample_steps: int = 50
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive(self, "timesteps", "sample_steps")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"ddpm schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.variance_type not in VARIANCE_TYPES:
@@ -132,18 +135,59 @@ class DDPMConfig(Config):
             raise ConfigError(f"ddpm sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.sample_steps > self.timesteps:
             raise ConfigError(f"ddpm sample_steps {self.sample_steps} exceeds timesteps {self.timesteps}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"ddpm ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if not 0.0 < self.beta_start < self.beta_end < 1.0:
             raise ConfigError("ddpm needs 0 < beta_start < beta_end < 1")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"ddpm config field dtype must be one of {DTYPES}, got {self.dtype!r}")
 
-    @property
-    def conditional(self) -> bool:
-        return self.num_classes > 0
 
-    @property
-    def null_label(self) -> int:
-        """The label of the unconditional ("null") class: num_classes."""
-        return self.num_classes
+@dataclasses.dataclass
+class EMAConfig(Config):
+    """EMA of the weights for sampling; with warmup the k-th update (k = 0, 1, ...) uses
+    min(ema_decay, (1 + k) / (10 + k))."""
+
+    ema_decay: float = 0.999
+    ema_warmup: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ddpm ema_decay must be in [0, 1), got {self.ema_decay!r}")
+
+
+@dataclasses.dataclass
+class DDPMConfig(TrainConfig, EMAConfig, DDPMSchedulerConfig, UNetConfig):
+    """DDPM hyper-parameters, in four parts (fields in this order): `UNetConfig`,
+    `DDPMSchedulerConfig`, `EMAConfig`, then `TrainConfig` (optimizer and loader; Adam
+    with lr 5e-4).
+
+    `save()` writes one JSON file (checkpoints and runs keep that); `save_parts()` writes a
+    model config and a scheduler config as diffusers does, which `load_parts()` reads.
+    """
+
+    model: ClassVar[str] = "ddpm"
+
+    learning_rate: float = 5e-4
+
+    def scheduler_config(self) -> DDPMSchedulerConfig:
+        """The schedule and sampler fields, as a config of their own."""
+        return DDPMSchedulerConfig(**{f.name: getattr(self, f.name)
+                                      for f in dataclasses.fields(DDPMSchedulerConfig)})
+
+    def model_config(self) -> dict[str, Any]:
+        """`to_dict()` without the scheduler's fields (the U-Net, EMA and training ones)."""
+        scheduler = {f.name for f in dataclasses.fields(DDPMSchedulerConfig)}
+        return {k: v for k, v in self.to_dict().items() if k not in scheduler}
+
+    def save_parts(self, directory: str | os.PathLike) -> None:
+        """Write `directory`/model_config.json and `directory`/scheduler_config.json."""
+        from gan_diffusion.utils.io import atomic_write_json
+
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(Path(directory) / MODEL_FILE, self.model_config())
+        self.scheduler_config().save(Path(directory) / SCHEDULER_FILE)
+
+    @classmethod
+    def load_parts(cls, directory: str | os.PathLike) -> DDPMConfig:
+        """Read the two files `save_parts` writes."""
+        scheduler = DDPMSchedulerConfig.load(Path(directory) / SCHEDULER_FILE).to_dict()
+        scheduler.pop("model")
+        return cls.from_dict({**json.loads((Path(directory) / MODEL_FILE).read_text()), **scheduler})

@@ -35,11 +35,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from gan_diffusion.configs import Config, check_image_shape, check_positive
+from gan_diffusion.configs import (Config, TrainConfig, check_image_shape, check_num_classes,
+                                   check_positive)
 from gan_diffusion.errors import ConfigError
-from gan_diffusion.models.gan import DTYPES, label_layers
+from gan_diffusion.models.gan import label_layers
 from gan_diffusion.models.plan import Layer, weight_shapes
-from gan_diffusion.optim import check_optimizer
 
 SIZES = (28, 32, 64)
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -47,8 +47,8 @@ HEADS = ("z_mean", "z_log_var")  # the encoder plan's last two layers, both read
 
 
 @dataclasses.dataclass
-class VAEConfig(Config):
-    """VAE hyper-parameters; defaults are the Keras example's (Adam 1e-3, batch 128, latent 2).
+class VAENetConfig(Config):
+    """The VAE's network and likelihood fields (the first part of `VAEConfig`).
 
     Attributes:
         latent_dim: size of z (2 gives the example's 2-D latent manifold plot).
@@ -59,12 +59,7 @@ class VAEConfig(Config):
         gaussian_sigma: the Gaussian likelihood's fixed standard deviation, in [0, 1] pixel units.
         num_classes, embed_dim: conditional VAE (0: unconditional); the decoder's label
             embedding size (the encoder's is one H x W channel).
-        optimizer ...: one optimizer rule for all weights (gan_diffusion.optim); Adam with
-            Keras' defaults (lr 1e-3, betas 0.9/0.999, epsilon 1e-7) on torch's update rule.
-        dtype: "float32", or "float64" for parity checks free of float32 round-off.
     """
-
-    model: ClassVar[str] = "vae"
 
     image_shape: tuple[int, int, int] = (28, 28, 1)
     latent_dim: int = 2
@@ -74,39 +69,34 @@ class VAEConfig(Config):
     gaussian_sigma: float = 0.1
     num_classes: int = 0
     embed_dim: int = 50
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-7
-    momentum: float = 0.0
-    nesterov: bool = False
-    rho: float = 0.9
-    initial_accumulator: float = 0.1
-    batch_size: int = 128
-    drop_last: bool = True
-    seed: int = 0
-    dtype: str = "float32"
-    compile: bool = False  # torch.compile the networks (torch backend only; TF always uses tf.function)
 
     def validate(self) -> None:
+        super().validate()
         self.image_shape = check_image_shape(self.image_shape, SIZES)
-        check_positive(self, "latent_dim", "features", "hidden", "embed_dim", "batch_size",
-                       "gaussian_sigma")
-        check_optimizer(self)
+        check_positive(self, "latent_dim", "features", "hidden", "embed_dim", "gaussian_sigma")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"vae config field likelihood must be one of {LIKELIHOODS}, "
                               f"got {self.likelihood!r}")
-        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) \
-                or self.num_classes < 0 or self.num_classes == 1:
-            raise ConfigError(f"vae config field num_classes must be 0 (unconditional) or >= 2, "
-                              f"got {self.num_classes!r}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"vae config field dtype must be one of {DTYPES}, got {self.dtype!r}")
+        check_num_classes(self)
 
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
+
+
+@dataclasses.dataclass
+class VAEConfig(TrainConfig, VAENetConfig):
+    """VAE hyper-parameters; defaults are the Keras example's (Adam 1e-3, batch 128, latent 2).
+
+    The network fields are documented on `VAENetConfig`, the optimizer and loader fields on
+    `TrainConfig`: one optimizer rule for all weights (gan_diffusion.optim); Adam with
+    Keras' defaults (lr 1e-3, betas 0.9/0.999, epsilon 1e-7) on torch's update rule.
+    """
+
+    model: ClassVar[str] = "vae"
+
+    epsilon: float = 1e-7
+    batch_size: int = 128
 
     @property
     def dims(self) -> int:

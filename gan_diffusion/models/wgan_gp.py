@@ -5,7 +5,8 @@ The generator is the Keras model of the comparison slides, for 64x64x3:
     Dense(8*8*256, no bias) -> BatchNorm -> LeakyReLU -> Reshape(8, 8, 256)
     -> Conv2DTranspose(128, 5, strides 2, 'same', no bias) -> BatchNorm -> LeakyReLU
     -> Conv2DTranspose(64, 5, strides 2, 'same', no bias) -> BatchNorm -> LeakyReLU
-    -> Conv2DTranspose(C, 5, strides 2, 'same', tanh)
+    -> Conv2DTranspose(C, 5, strides 2, 'same', tanh)   (the slide: no bias; ours has one,
+                                                          see docs/alignment.md, "WGAN-GP")
 
 with the Keras defaults it relies on: LeakyReLU slope 0.3, BatchNorm momentum 0.99 and
 epsilon 1e-3, Glorot-uniform kernels. For 32x32 the map starts at 4x4; for 28x28 at 7x7 with
@@ -30,7 +31,8 @@ SIZES = (28, 32, 64)
 class WGANGPConfig(GANConfig):
     """WGAN-GP hyper-parameters (defaults: Gulrajani et al. 2017 and the slide's Keras model).
 
-    Shared fields (conditioning, optimizer, dtype, ...) are documented on `GANConfig`.
+    Shared fields are documented on `GANInputs` (shape, conditioning) and `TrainConfig`
+    (optimizer, batch, seed, dtype).
     bn_momentum is in the PyTorch convention (0.01 = Keras' default 0.99).
     """
 
