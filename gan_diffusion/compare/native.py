@@ -25,6 +25,7 @@ from scratch, so its runs are never resumed.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,17 @@ class FrameworkRNG:
     def uniform(self, low: float = 0.0, high: float = 1.0, size: Any = ()) -> np.ndarray:
         """U[low, high) of shape `size` (int, tuple or ())."""
         return (low + (high - low) * self.uniform_tensor(_shape(size))).numpy().astype(np.float32)
+
+    def perturbations(self, model: Any, scale: float) -> Iterator[tuple[Any, Any]]:
+        """(tensor, new value) for every weight of a backend model, in its native layout:
+        weight + scale * N(0, 1), and BatchNorm running variances U[0.5, 1.5). The backend's
+        `perturb` (parity tests) assigns each value before the next is drawn."""
+        for tensors in model._tensors.values():  # the backend's own tensors (TrainerBase hook)
+            for name, (t, _) in tensors.items():
+                if name.endswith("moving_variance"):
+                    yield t, 0.5 + self.uniform_tensor(tuple(t.shape))
+                else:
+                    yield t, t + scale * self.normal_tensor(tuple(t.shape))
 
 
 def _shape(size: Any) -> tuple[int, ...]:

@@ -36,10 +36,5 @@ class NativeRNG(FrameworkRNG):
 def perturb(model: Any, seed: int, scale: float = 0.05) -> None:
     """Add scale * N(0, 1) from a `NativeRNG(seed)` to every weight of `model` (in its native
     layout), and set BatchNorm running variances to U[0.5, 1.5)."""
-    rng = NativeRNG(seed)
-    for tensors in model._tensors.values():  # the backend's own tensors (TrainerBase hook)
-        for name, (t, _) in tensors.items():
-            if name.endswith("moving_variance"):
-                t.copy_(0.5 + rng.uniform_tensor(t.shape))
-            else:
-                t.add_(scale * rng.normal_tensor(t.shape))
+    for t, value in NativeRNG(seed).perturbations(model, scale):
+        t.copy_(value)
