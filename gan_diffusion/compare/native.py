@@ -146,6 +146,6 @@ def apply_native_rng(model: Any, backend: Any) -> dict[str, Any]:
                 "shared NumPy initial weights kept)")
     model.noise = NativeNoise(rng_mod.NativeRNG)
     return {"init": init, "noise": rng_mod.NAME,  # for this model instance only
-            "native_streams": sorted(set(shared_noise.STREAMS) - set(EVAL_STREAMS)),
+            "native_streams": sorted(set(shared_noise.STREAMS) - set(EVAL_STREAMS)),  # those it draws
             "unchanged": ("data order (NumPy permutation), evaluation noise (noise.latent, "
                           f"streams {', '.join(EVAL_STREAMS)})")}
