@@ -8,6 +8,7 @@ Example:
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -23,28 +24,12 @@ def max_abs_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[fl
 
 def perturb_native(model: Any, seed: int, scale: float = 0.05) -> None:
     """Add noise from the model's own framework RNG to every weight, and give BatchNorm
-    running variances random values in [0.5, 1.5), so a transfer reads native state."""
-    if model.backend_name == "torch":
-        import torch
+    running variances random values in [0.5, 1.5), so a transfer reads native state.
+    The work is the backend's: `perturb` in gan_diffusion/<backend>_backend/rng.py."""
+    from gan_diffusion.backends import get_backend
 
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for tensors in model._tensors.values():
-                for name, (t, _) in tensors.items():
-                    if name.endswith("moving_variance"):
-                        t.copy_(0.5 + torch.rand(t.shape, generator=gen))
-                    else:
-                        t.add_(scale * torch.randn(t.shape, generator=gen))
-    else:
-        import tensorflow as tf
-
-        gen = tf.random.Generator.from_seed(seed)
-        for tensors in model._tensors.values():
-            for name, (v, _) in tensors.items():
-                if name.endswith("moving_variance"):
-                    v.assign(0.5 + gen.uniform(v.shape))
-                else:
-                    v.assign(v + scale * gen.normal(v.shape))
+    pkg = get_backend(model.backend_name).package.__name__
+    importlib.import_module(f"{pkg}.rng").perturb(model, seed, scale)
 
 
 def transfer(model: Any, backend: str) -> Any:
@@ -118,6 +103,7 @@ def one_step(a: Any, b: Any, x: np.ndarray, z: np.ndarray | None, tol: float = 1
     b.set_weights(a.get_weights())
     b.load_optimizer_state(a.optimizer_state())
     before, state_before = a.get_weights(), a.optimizer_state()
+    optimized = {k.split("/", 1)[0] for k in state_before}  # the networks with an optimizer
     if z is not None:
         noise = {"z": z, **noise}
     la = a.train_step(x, labels, **noise)
@@ -131,7 +117,7 @@ def one_step(a: Any, b: Any, x: np.ndarray, z: np.ndarray | None, tol: float = 1
         err = np.abs(wa[key] - wb[key])
         out["total"] += err.size
         net, rest = key.split("/", 1)
-        if "moving_" in rest or net not in a._optimizers:  # BatchNorm statistics, EMA copies:
+        if "moving_" in rest or net not in optimized:  # BatchNorm statistics, EMA copies:
             # no optimizer state of their own, they must match outright
             out["weights"] = max(out["weights"], float(err.max()))
             out["unexplained"] += int((err >= tol).sum())

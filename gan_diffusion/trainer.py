@@ -37,6 +37,12 @@ class TrainerBase:
     """Shared training loop; subclasses are the per-backend model classes."""
 
     backend_name = ""  # "tf" or "torch"
+    noise: Any = noise
+    """Where the model draws its training noise (`self.noise.normal(seed, stream, step, shape)`,
+    `.uniform`, `.integers`): the shared counter-based `gan_diffusion.noise` module, or, set on
+    one instance by `--native-rng`, a `NativeNoise` (gan_diffusion/compare/native.py), the
+    way diffusers takes `generator=`. Evaluation noise (`noise.latent`, the EVAL_STREAMS of
+    compare/native.py) is the shared draws either way."""
 
     def __init__(self, config: Config):
         self.config = config

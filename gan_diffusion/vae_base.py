@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from gan_diffusion import noise
 from gan_diffusion.errors import ConfigError
 from gan_diffusion.models.vae import bits_per_dim, lerp_latents, manifold_latents, to_unit_range
 from gan_diffusion.trainer import TrainerBase
@@ -51,7 +50,7 @@ class VAEBase(TrainerBase):
     def reparam_noise(self, step: int, n: int, stream: str = "reparam") -> np.ndarray:
         """eps ~ N(0, I) of shape (n, latent_dim) for one training step (or evaluation batch,
         stream "reparam_eval"), from NumPy, so both backends see the same draws."""
-        return noise.normal(self.config.seed, stream, step, (n, self.config.latent_dim))
+        return self.noise.normal(self.config.seed, stream, step, (n, self.config.latent_dim))
 
     def report(self, neg_elbo: float, recon: float, kl: float) -> dict[str, float]:
         """A step's losses as History records them: negative ELBO, its reconstruction and KL

@@ -7,11 +7,13 @@ What changes in a native run (everything else is as in controlled mode):
   gan_diffusion/compare/models.py), drawn by the framework's generator (`torch.Generator`
   / `tf.random.Generator`, gan_diffusion/<backend>_backend/rng.py) seeded with the config
   seed; so TF and torch start from different weights.
-- training noise: every `noise.normal` / `noise.uniform` / `noise.integers` call made by the
-  modules of the model's class hierarchy is answered by one framework generator per stream
-  ("latent", "interp", "reparam", "timestep", "diffusion", ...), seeded from (seed, stream)
-  and drawn sequentially, the way a framework program draws noise, instead of as a pure
-  function of the global step.
+- training noise: the model draws it through its `noise` attribute (TrainerBase.noise, the
+  shared `gan_diffusion.noise` module by default); `apply_native_rng` sets that one
+  instance's `noise` to a `NativeNoise`, which answers each stream ("latent", "interp",
+  "reparam", "timestep", "diffusion", ...) from one framework generator, seeded from
+  (seed, stream) and drawn sequentially, the way a framework program draws noise, instead of
+  as a pure function of the global step. No module is patched: other models in the same
+  process keep the shared draws.
 
 Unchanged: the data order (the NumPy epoch permutation, gan_diffusion/data), and the
 evaluation noise: the latents of `sample(seed=...)` (`noise.latent`) and the streams in
@@ -23,7 +25,7 @@ from scratch, so its runs are never resumed.
 from __future__ import annotations
 
 import importlib
-import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -42,8 +44,45 @@ def stream_seed(seed: int, stream: str) -> int:
 EVAL_STREAMS = ("sample", "reparam_eval")  # evaluation noise: always the shared NumPy draws
 
 
+class FrameworkRNG:
+    """NumPy-Generator-like `normal(loc, scale, size)` / `uniform(low, high, size)` over a
+    framework generator, drawn as float32 and returned as NumPy float32 arrays. A backend's
+    rng.py subclasses it and supplies only the framework calls `normal_tensor(shape)` (standard
+    normal) and `uniform_tensor(shape)` (U[0, 1)), framework tensors of `shape` (a tuple)."""
+
+    def normal_tensor(self, shape: tuple[int, ...]) -> Any:
+        raise NotImplementedError
+
+    def uniform_tensor(self, shape: tuple[int, ...]) -> Any:
+        raise NotImplementedError
+
+    def normal(self, loc: float = 0.0, scale: float = 1.0, size: Any = ()) -> np.ndarray:
+        """N(loc, scale^2) of shape `size` (int, tuple or ())."""
+        return (self.normal_tensor(_shape(size)) * scale + loc).numpy().astype(np.float32)
+
+    def uniform(self, low: float = 0.0, high: float = 1.0, size: Any = ()) -> np.ndarray:
+        """U[low, high) of shape `size` (int, tuple or ())."""
+        return (low + (high - low) * self.uniform_tensor(_shape(size))).numpy().astype(np.float32)
+
+    def perturbations(self, model: Any, scale: float) -> Iterator[tuple[Any, Any]]:
+        """(tensor, new value) for every weight of a backend model, in its native layout:
+        weight + scale * N(0, 1), and BatchNorm running variances U[0.5, 1.5). The backend's
+        `perturb` (parity tests) assigns each value before the next is drawn."""
+        for tensors in model._tensors.values():  # the backend's own tensors (TrainerBase hook)
+            for name, (t, _) in tensors.items():
+                if name.endswith("moving_variance"):
+                    yield t, 0.5 + self.uniform_tensor(tuple(t.shape))
+                else:
+                    yield t, t + scale * self.normal_tensor(tuple(t.shape))
+
+
+def _shape(size: Any) -> tuple[int, ...]:
+    """NumPy's `size` argument (int, tuple or ()) as a tuple."""
+    return tuple(int(s) for s in np.atleast_1d(size))
+
+
 class NativeNoise:
-    """Takes the place of the `gan_diffusion.noise` module inside a model's modules.
+    """A model's `noise` under --native-rng, in place of the `gan_diffusion.noise` module.
 
     `normal`/`uniform`/`integers` draw from a framework generator per stream (the `seed`
     argument picks the generators; `step` is ignored: draws are sequential), except for the
@@ -85,12 +124,15 @@ class NativeNoise:
 def apply_native_rng(model: Any, backend: Any) -> dict[str, Any]:
     """Re-draw `model`'s initial weights and route its training noise through the framework.
 
+    Only this model instance changes (`model.noise`); nothing module-wide is patched.
+
     Args:
         model: a freshly built model (epoch 0).
         backend: its `Backend` (gan_diffusion.get_backend(...)).
 
     Returns:
-        What was done, for the run record: {"init": ..., "noise": ..., "patched_modules": [...]}.
+        What was done, for the run record: {"init": ..., "noise": ..., "native_streams": [...],
+        "unchanged": ...}.
     """
     from gan_diffusion.compare.models import traits
 
@@ -102,13 +144,8 @@ def apply_native_rng(model: Any, backend: Any) -> dict[str, Any]:
     else:
         init = ("numpy (no native_init for this model in gan_diffusion/compare/models.py; "
                 "shared NumPy initial weights kept)")
-    fake_module = NativeNoise(rng_mod.NativeRNG)
-    patched = []
-    for cls in type(model).__mro__:
-        module = sys.modules.get(cls.__module__)
-        if module is not None and getattr(module, "noise", None) is shared_noise:
-            module.noise = fake_module
-            patched.append(module.__name__)
-    return {"init": init, "noise": rng_mod.NAME if patched else "numpy (no module draws noise)",
-            "patched_modules": patched,
-            "unchanged": "data order (NumPy permutation), evaluation latents (noise.latent)"}
+    model.noise = NativeNoise(rng_mod.NativeRNG)
+    return {"init": init, "noise": rng_mod.NAME,  # for this model instance only
+            "native_streams": sorted(set(shared_noise.STREAMS) - set(EVAL_STREAMS)),  # those it draws
+            "unchanged": ("data order (NumPy permutation), evaluation noise (noise.latent, "
+                          f"streams {', '.join(EVAL_STREAMS)})")}

@@ -5,7 +5,8 @@ network call (`predict_noise`) and the training step.
 Noise streams (gan_diffusion/noise.py), all pure functions of (seed, stream, step):
 
     training, step k:  t ~ U{0..T-1} from "timestep";  eps ~ N(0, I) (NHWC) from "diffusion";
-                       label dropout u ~ U[0, 1) from "label" (u < p -> null class)
+                       label dropout u ~ U[0, 1) from "label" (u < p -> null class);
+                       drawn through `self.noise` (TrainerBase.noise: --native-rng swaps it)
     sampling, seed s:  x_T from ("sample", step 0); the variance noise of sampler step i from
                        ("sample", step i + 1)
 
@@ -65,12 +66,12 @@ class DiffusionModelBase(TrainerBase):
         """
         c = self.config
         if t is None:
-            t = noise.integers(c.seed, "timestep", step, c.timesteps, n)
+            t = self.noise.integers(c.seed, "timestep", step, c.timesteps, n)
         t = np.asarray(t, np.int64)
         if t.shape != (n,) or t.min() < 0 or t.max() >= c.timesteps:
             raise ValueError(f"t must be {n} timesteps in [0, {c.timesteps}), got {t.shape}")
         if z is None:
-            z = noise.normal(c.seed, "diffusion", step, (n, *c.image_shape))
+            z = self.noise.normal(c.seed, "diffusion", step, (n, *c.image_shape))
         z = np.asarray(z, c.dtype)
         if z.shape != (n, *c.image_shape):
             raise ValueError(f"z (the noise) must have shape {(n, *c.image_shape)} (NHWC), got {z.shape}")
@@ -80,7 +81,7 @@ class DiffusionModelBase(TrainerBase):
             if y is None:
                 raise ValueError(f"this conditional {c.model} needs a label per image")
             if drop is None:
-                drop = noise.uniform(c.seed, "label", step, (n,)) < c.label_dropout
+                drop = self.noise.uniform(c.seed, "label", step, (n,)) < c.label_dropout
             y = drop_labels(y, drop, c.null_label)
         a, b = self.schedule.forward_coefficients(t, 4)
         return {"t": t, "z": z, "features": timestep_features(t, c.base_channels, c.dtype),

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from gan_diffusion import noise
 from gan_diffusion.models.dcgan import DCGANConfig, dcgan_weight_shapes, networks
 from gan_diffusion.models.plan import init_normal
 from gan_diffusion.tf_backend.gan import GANModel
@@ -53,7 +52,7 @@ class DCGAN(GANModel):
         """
         x = self.images(images)  # (N, H, W, C)
         if z is None:
-            z = noise.normal(self.config.seed, "latent", self.global_step,
+            z = self.noise.normal(self.config.seed, "latent", self.global_step,
                              (int(x.shape[0]), self.config.latent_dim))
         d_loss, g_loss, d_real, d_fake = self._step(x, self.tensor(z), self.labels(labels))
         self.global_step += 1

@@ -1,23 +1,20 @@
-"""TensorFlow's own random number generator behind a NumPy-Generator-like interface.
-Mirrors gan_diffusion/torch_backend/rng.py.
-
-Used by `--native-rng` runs (gan_diffusion/native_rng.py): initial weights and training
-noise drawn by the framework instead of the shared NumPy streams.
+"""TensorFlow's own random number generator: `NativeRNG` for `--native-rng` runs (initial
+weights and training noise drawn by the framework instead of the shared NumPy streams;
+gan_diffusion/compare/native.py), and `perturb` for the parity tests
+(gan_diffusion.parity.perturb_native). Mirrors gan_diffusion/torch_backend/rng.py.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
+
 import tensorflow as tf
+
+from gan_diffusion.compare.native import FrameworkRNG
 
 NAME = "tf.random.Generator (Philox, from_seed)"
 
 
-def _shape(size) -> tuple[int, ...]:
-    """NumPy's `size` argument (int, tuple or ()) as a tuple."""
-    return tuple(int(s) for s in np.atleast_1d(size))
-
-
-class NativeRNG:
+class NativeRNG(FrameworkRNG):
     """A seeded `tf.random.Generator`; draws come back as float32 NumPy arrays.
 
     Example:
@@ -28,12 +25,15 @@ class NativeRNG:
     def __init__(self, seed: int):
         self.generator = tf.random.Generator.from_seed(int(seed))
 
-    def normal(self, loc: float = 0.0, scale: float = 1.0, size=()) -> np.ndarray:
-        """N(loc, scale^2) of shape `size`."""
-        x = self.generator.normal(_shape(size))
-        return (x * scale + loc).numpy().astype(np.float32)
+    def normal_tensor(self, shape: tuple[int, ...]) -> tf.Tensor:
+        return self.generator.normal(shape)
 
-    def uniform(self, low: float = 0.0, high: float = 1.0, size=()) -> np.ndarray:
-        """U[low, high) of shape `size`."""
-        x = self.generator.uniform(_shape(size))
-        return (low + (high - low) * x).numpy().astype(np.float32)
+    def uniform_tensor(self, shape: tuple[int, ...]) -> tf.Tensor:
+        return self.generator.uniform(shape)
+
+
+def perturb(model: Any, seed: int, scale: float = 0.05) -> None:
+    """Add scale * N(0, 1) from a `NativeRNG(seed)` to every weight of `model` (in its native
+    layout), and set BatchNorm running variances to U[0.5, 1.5)."""
+    for v, value in NativeRNG(seed).perturbations(model, scale):
+        v.assign(value)

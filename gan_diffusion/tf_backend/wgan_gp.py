@@ -6,7 +6,6 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from gan_diffusion import noise
 from gan_diffusion.models.plan import init_glorot
 from gan_diffusion.models.wgan_gp import WGANGPConfig, networks, wgan_gp_weight_shapes
 from gan_diffusion.tf_backend.gan import GANModel
@@ -64,7 +63,7 @@ class WGANGP(GANModel):
 
     def interpolation_weights(self, step: int, n: int) -> np.ndarray:
         """The per-sample interpolation weights of `step`: uniform [0, 1), shape (n,)."""
-        return noise.uniform(self.config.seed, "interp", step, (n,))
+        return self.noise.uniform(self.config.seed, "interp", step, (n,))
 
     # -- training -----------------------------------------------------------------------
     def train_step(self, images, labels=None, z: np.ndarray | None = None,
@@ -81,7 +80,7 @@ class WGANGP(GANModel):
         cfg, step = self.config, self.global_step
         x = self.images(images)                                       # (N, H, W, C)
         n = int(x.shape[0])
-        z = noise.normal(cfg.seed, "latent", step, (n, cfg.latent_dim)) if z is None else z
+        z = self.noise.normal(cfg.seed, "latent", step, (n, cfg.latent_dim)) if z is None else z
         eps = self.interpolation_weights(step, n) if eps is None else eps
         y = self.labels(labels)
         e = self.tensor(np.asarray(eps).reshape(-1, 1, 1, 1))
@@ -90,7 +89,7 @@ class WGANGP(GANModel):
 
         if (step + 1) % cfg.n_critic == 0:
             if z_g is None:
-                z_g = noise.normal(cfg.seed, "latent_g", step, (n, cfg.latent_dim))
+                z_g = self.noise.normal(cfg.seed, "latent_g", step, (n, cfg.latent_dim))
             out["g_loss"] = float(self._generator_step(self.tensor(z_g), y))
         self.global_step += 1
         return out

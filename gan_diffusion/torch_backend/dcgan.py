@@ -5,7 +5,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_diffusion import noise
 from gan_diffusion.models.dcgan import DCGANConfig, dcgan_weight_shapes, networks
 from gan_diffusion.models.plan import init_normal
 from gan_diffusion.torch_backend.gan import GANModel
@@ -53,7 +52,7 @@ class DCGAN(GANModel):
         """
         x = self.images(images)  # (N, C, H, W)
         if z is None:
-            z = noise.normal(self.config.seed, "latent", self.global_step,
+            z = self.noise.normal(self.config.seed, "latent", self.global_step,
                              (x.shape[0], self.config.latent_dim))
         z, y = self.tensor(z), self.labels(labels)
         self.generator.train()

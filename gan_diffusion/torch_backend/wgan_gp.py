@@ -6,7 +6,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from gan_diffusion import noise
 from gan_diffusion.models.plan import init_glorot
 from gan_diffusion.models.wgan_gp import WGANGPConfig, networks, wgan_gp_weight_shapes
 from gan_diffusion.torch_backend.gan import GANModel
@@ -60,7 +59,7 @@ class WGANGP(GANModel):
 
     def interpolation_weights(self, step: int, n: int) -> np.ndarray:
         """The per-sample interpolation weights of `step`: uniform [0, 1), shape (n,)."""
-        return noise.uniform(self.config.seed, "interp", step, (n,))
+        return self.noise.uniform(self.config.seed, "interp", step, (n,))
 
     # -- training -----------------------------------------------------------------------
     def train_step(self, images, labels=None, z: np.ndarray | None = None,
@@ -77,7 +76,7 @@ class WGANGP(GANModel):
         cfg, step = self.config, self.global_step
         x = self.images(images)                                       # (N, C, H, W)
         n = x.shape[0]
-        z = noise.normal(cfg.seed, "latent", step, (n, cfg.latent_dim)) if z is None else z
+        z = self.noise.normal(cfg.seed, "latent", step, (n, cfg.latent_dim)) if z is None else z
         eps = self.interpolation_weights(step, n) if eps is None else eps
         y = self.labels(labels)
         e = self.tensor(np.asarray(eps).reshape(-1, 1, 1, 1))
@@ -96,7 +95,7 @@ class WGANGP(GANModel):
 
         if (step + 1) % cfg.n_critic == 0:
             if z_g is None:
-                z_g = noise.normal(cfg.seed, "latent_g", step, (n, cfg.latent_dim))
+                z_g = self.noise.normal(cfg.seed, "latent_g", step, (n, cfg.latent_dim))
             self.critic.requires_grad_(False)                         # G step: no critic gradients
             try:
                 g_loss = -call(self._D, call(self._G, self.tensor(z_g), y), y).mean()
