@@ -9,7 +9,7 @@ held-out images after every epoch), reconstructions.png, interpolations.png and,
 latent_dim 2, manifold.png and latent_scatter.png (docs/vae.md). `train` is parsing plus
 one call: the run itself is gan_diffusion/runs.py.
 
-Train flags default to None ("not given"): a new run fills in the defaults (runs.DEFAULTS,
+Train flags default to None ("not given"): a new run fills in the defaults (run_options.DEFAULTS,
 the model config), `--resume` and `--rerun` take every option from the record and refuse a
 conflicting one.
 """

@@ -20,7 +20,6 @@ that trains nothing writes nothing.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -31,164 +30,11 @@ from typing import Any
 from gan_diffusion.callbacks import RunContext, SampleGrid, default_callbacks, vae_eval_data, write_derived
 from gan_diffusion.errors import ConfigError, DivergenceError, GanDiffusionError
 from gan_diffusion.protocols import History
+from gan_diffusion.run_options import CONFIG_FLAGS, RECORDED, RunOptions, parse_set, resolve, validate
 from gan_diffusion.utils.io import TMP_SUFFIX, atomic_write_json, remove_stale_temp_files
 from gan_diffusion.utils.runlock import describe, run_lock
 
-
-@dataclasses.dataclass
-class RunOptions:
-    """One training run. The fields up to `tensorboard` define the run and are recorded in
-    config.json["options"]; None means "not given" (DEFAULTS, the model config's defaults or,
-    on resume and rerun, the record). The fields after it say how to run it."""
-
-    out: str
-    backend: str | None = None         # tf | torch (default: $GAN_DIFFUSION_BACKEND)
-    model: str | None = None           # a registered model (default dcgan)
-    dataset: str | None = None         # digits, mnist, cifar10, celeba, eurosat, folder:PATH
-    split: str | None = None
-    image_size: int | None = None
-    limit: int | None = None           # the first N images
-    epochs: int | None = None          # the run's total
-    batch_size: int | None = None
-    seed: int | None = None
-    threads: int | None = None         # intra-op threads (default: all cores)
-    compile: bool | None = None        # torch.compile
-    conditional: bool | None = None    # condition on the dataset's labels
-    optimizer: str | None = None
-    learning_rate: float | None = None
-    color_mode: str | None = None      # "L" or "RGB": convert every image
-    set: list[str] | None = None       # ["field=json value", ...] model config fields
-    init: str | None = None            # initial-state checkpoint (read, or written if absent)
-    native_rng: bool | None = None     # framework RNG for init and training noise
-    tensorboard: bool | None = None
-    # -- not part of the record ------------------------------------------------------------
-    data_dir: str | None = None
-    download: bool = False
-    progress: bool | None = None
-    resume: bool = False
-    rerun: str | None = None           # a config.json to repeat exactly
-    allow_version_change: bool = False  # resume/rerun under other versions (recorded)
-
-
-_FIELDS = [f.name for f in dataclasses.fields(RunOptions)]
-RECORDED = tuple(_FIELDS[1:_FIELDS.index("tensorboard") + 1])  # backend ... tensorboard
-DEFAULTS = {"model": "dcgan", "dataset": "digits", "split": "train", "epochs": 5,
-            "compile": False, "conditional": False, "native_rng": False, "tensorboard": False,
-            "set": []}
-CONFIG_FLAGS = ("batch_size", "seed", "optimizer", "learning_rate")  # also model config fields
-NOT_SETTABLE = {"image_shape": "image_shape comes from the data: use --image-size N (and "
-                "--color-mode L|RGB) instead of --set image_shape",
-                "model": "--set model is not a config field: use --model"}
-
-
-# -- options --------------------------------------------------------------------------------
-def parse_set(items: list[str] | None) -> dict[str, Any]:
-    """["latent_dim=64", "compile=true"] -> {"latent_dim": 64, "compile": True}."""
-    out = {}
-    for item in items or []:
-        key, sep, value = str(item).partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set expects NAME=VALUE, got {item!r}")
-        if key in NOT_SETTABLE:
-            raise ConfigError(NOT_SETTABLE[key])
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-def validate(opts: RunOptions) -> RunOptions:
-    """Check what can be checked before anything is imported, read or written."""
-    for name in ("epochs", "limit", "batch_size", "threads", "image_size"):
-        value = getattr(opts, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-    if opts.resume and opts.rerun:
-        raise ConfigError("--resume continues the run in --out; --rerun repeats a recorded run in a "
-                          "new --out: pass one of them")
-    if opts.color_mode not in (None, "L", "RGB"):
-        raise ConfigError(f"--color-mode must be L (grey) or RGB, got {opts.color_mode!r}")
-    parse_set(opts.set)
-    out = Path(opts.out)
-    if out.exists() and not out.is_dir():
-        raise GanDiffusionError(f"--out {out} is an existing file, not a folder; choose a folder path")
-    return opts
-
-
-def read_record(path: str | os.PathLike, what: str) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GanDiffusionError(f"{what}: {path} does not exist; pass the config.json of a run "
-                                "folder written by `gan-diffusion train`") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise GanDiffusionError(f"{what}: {path} is not valid JSON ({exc}); it is damaged") from None
-    if not isinstance(record, dict) or not isinstance(record.get("options"), dict):
-        raise GanDiffusionError(f"{what}: {path} is not a run record (no \"options\" object)")
-    return record
-
-
-def recorded_options(record: dict[str, Any], out: str) -> RunOptions:
-    opts = {k: record["options"].get(k) for k in RECORDED}
-    opts["model"] = opts["model"] or record.get("model")
-    opts["backend"] = record.get("backend") or opts["backend"]  # the backend that ran it
-    return RunOptions(out=out, **opts)
-
-
-def _recorded_value(name: str, base: RunOptions, record: dict[str, Any]) -> Any:
-    value = getattr(base, name)
-    if value is None and name in CONFIG_FLAGS:   # e.g. seed: not given, the config's default
-        return record.get("model_config", {}).get(name)
-    return DEFAULTS.get(name) if value is None else value
-
-
-def conflicts(given: RunOptions, base: RunOptions, record: dict[str, Any], may_differ: tuple[str, ...]
-              ) -> list[str]:
-    """The given options that differ from the recorded ones, as "--name given (recorded: x)"."""
-    from gan_diffusion.backends import canonical_backend_name
-
-    config = record.get("model_config", {})
-    found = []
-    for name in RECORDED:
-        mine = getattr(given, name)
-        if mine is None or name in may_differ:
-            continue
-        theirs = _recorded_value(name, base, record)
-        if name == "set":  # each given field must hold the recorded config's value
-            found += [f"--set {k}={json.dumps(v)} (recorded: {json.dumps(config.get(k))})"
-                      for k, v in parse_set(mine).items()
-                      if json.dumps(config.get(k), sort_keys=True) != json.dumps(v, sort_keys=True)]
-            continue
-        if name == "backend":
-            mine = canonical_backend_name(mine)
-        if mine != theirs and not (name == "dataset" and str(mine).lower() == str(theirs).lower()):
-            flag = f"--{name.replace('_', '-')}"
-            found.append(f"{flag} {mine} (recorded: {theirs})")
-    return found
-
-
-def resolve(given: RunOptions) -> tuple[RunOptions, dict[str, Any] | None]:
-    """The options to run with, and the record they come from (resume, rerun) or None."""
-    how = {k: getattr(given, k) for k in ("data_dir", "download", "progress", "resume", "rerun",
-                                         "allow_version_change")}
-    if given.resume or given.rerun:
-        path = Path(given.out) / "config.json" if given.resume else Path(given.rerun)
-        what = "--resume" if given.resume else "--rerun"
-        record = read_record(path, what)
-        base = recorded_options(record, given.out)
-        differ = conflicts(given, base, record, ("epochs",) if given.resume else ())
-        if differ:
-            fix = ("only --epochs (the new total) may change on resume" if given.resume else
-                   "drop them to repeat the recorded run, or start a new run without --rerun")
-            raise ConfigError(f"{what} takes every option from the record {path}, but the command "
-                              f"line differs: {'; '.join(differ)}. {fix[0].upper()}{fix[1:]}")
-        epochs = given.epochs if given.resume and given.epochs is not None else base.epochs
-        return dataclasses.replace(base, epochs=epochs or DEFAULTS["epochs"], **how), record
-    filled = {k: DEFAULTS[k] for k in DEFAULTS if getattr(given, k) is None}
-    return dataclasses.replace(given, **filled), None
+__all__ = ["RunOptions", "train_run"]
 
 
 # -- checks against the record ----------------------------------------------------------------
@@ -200,11 +46,11 @@ def check_same(what: str, recorded: dict[str, Any], current: dict[str, Any], sou
         raise GanDiffusionError(f"{what} differ from the record {source}: {'; '.join(differ)}; {fix}")
 
 
-def check_data(record: dict[str, Any], data: Any, digest: str, source: str) -> None:
+def check_data(record: dict[str, Any], data: Any, source: str) -> None:
     rec = record.get("data", {})
     current = {"name": data.name, "size": len(data), "image_shape": list(data.image_shape)}
     if "sha256" in rec:
-        current["sha256"] = digest
+        current["sha256"] = data.digest()
     check_same("the training data", {k: rec[k] for k in current if k in rec}, current, source,
                "the run can only continue on the data it was recorded with (check --data-dir)")
 
@@ -237,101 +83,126 @@ def train_run(options: RunOptions) -> RunContext:
 
 
 def _train(given: RunOptions, lock: Any) -> RunContext:
-    from gan_diffusion.backends import get_backend
-    from gan_diffusion.checkpoint import weights_digest
-    from gan_diffusion.data import load_dataset, resolve_data_dir
-    from gan_diffusion.registry import get_spec
-    from gan_diffusion.runinfo import run_info
-    from gan_diffusion.vae_base import VAEBase
-
     opts, source = resolve(given)
     out = Path(opts.out)
-    src_name = str(Path(opts.out) / "config.json" if opts.resume else opts.rerun)
     if lock.stale:
         print(f"note: the previous writer of {out} ({describe(lock.stale)}) did not exit cleanly")
     for p in remove_stale_temp_files(out):
         print(f"note: removed {p}, left by an interrupted write")
-    if opts.model is None:
-        raise ConfigError("no model given")
+    backend, data, current = _environment(opts, source)
+    run, rng, eval_data = _starting_state(opts, source, backend, data)
+    for sub in ("", "checkpoints", "samples") + (("tensorboard",) if opts.tensorboard else ()):
+        check_writable(out / sub)
+    remaining = opts.epochs - run.model.epoch
+    if remaining <= 0:
+        print(f"nothing to do: {out} already has {run.model.epoch} epoch(s) (--epochs {opts.epochs})")
+        return run
+    atomic_write_json(out / "config.json", new_record(opts, source, run, backend, rng, current))
+    print(f"training {opts.model} on {data.name} ({len(data)} images {data.image_shape}; "
+          f"{data.description}) with backend {backend.name}, threads {current['threads']}, "
+          f"epochs {run.model.epoch + 1}..{opts.epochs} -> {out}", flush=True)
+    fit(run, default_callbacks(run.model, eval_data, bool(opts.tensorboard)), remaining, opts.progress)
+    return run
+
+
+def _source_name(opts: RunOptions) -> str:
+    return str(Path(opts.out) / "config.json" if opts.resume else opts.rerun)
+
+
+def _environment(opts: RunOptions, source: dict[str, Any] | None) -> tuple[Any, Any, dict[str, Any]]:
+    """The backend (threads pinned), the data and this session's run_info, checked against
+    the record: (backend, data, run_info)."""
+    from gan_diffusion.backends import get_backend
+    from gan_diffusion.data import load_dataset
+    from gan_diffusion.runinfo import run_info
+
     backend = get_backend(opts.backend)
     threads = backend.set_threads(opts.threads)  # before the framework runs its first op
     data = load_dataset(opts.dataset, split=opts.split, data_dir=opts.data_dir, download=opts.download,
                         image_size=opts.image_size, limit=opts.limit, color_mode=opts.color_mode)
-    digest = data.digest()
     current = run_info(backend, threads)
     if source is not None:
-        check_data(source, data, digest, src_name)
+        check_data(source, data, _source_name(opts))
         if not opts.allow_version_change:  # resume: as the last session ran; rerun: as recorded
-            versions = ((source.get("sessions") or [source])[-1] if opts.resume else source).get("versions", {})
-            check_same("the versions", versions, current["versions"], src_name,
-                       "run it with the recorded versions, or pass --allow-version-change "
-                       "(recorded in the run)")
-        config = get_spec(opts.model).config_cls.from_dict(source["model_config"])
-    else:
-        config = make_run_config(opts, data)
+            recorded = ((source.get("sessions") or [source])[-1] if opts.resume else source)
+            check_same("the versions", recorded.get("versions", {}), current["versions"],
+                       _source_name(opts), "run it with the recorded versions, or pass "
+                       "--allow-version-change (recorded in the run)")
+    return backend, data, current
+
+
+def _starting_state(opts: RunOptions, source: dict[str, Any] | None, backend: Any, data: Any
+                    ) -> tuple[RunContext, dict[str, Any], tuple[Any, str] | None]:
+    """The model as training starts: restored (resume) or initialised (new run, rerun; a
+    rerun must start from the recorded weights). Returns (run, rng record, VAE eval data)."""
+    from gan_diffusion.checkpoint import weights_digest
+    from gan_diffusion.registry import get_spec
+    from gan_diffusion.vae_base import VAEBase
+
+    config = (get_spec(opts.model).config_cls.from_dict(source["model_config"]) if source
+              else make_run_config(opts, data))
     model = backend.build(opts.model, config=config)
     rng: dict[str, Any] = {"mode": "native" if opts.native_rng else "controlled"}
     if opts.native_rng:  # framework RNG for init and training noise (gan_diffusion/compare/native.py)
         from gan_diffusion.compare.native import apply_native_rng
         rng.update(apply_native_rng(model, backend))
-    run = RunContext(out, model, data, opts.epochs, History(), {},
+    run = RunContext(Path(opts.out), model, data, opts.epochs, History(), {},
                      backend_package=backend.package.__name__)
     eval_data = None
     if isinstance(model, VAEBase):  # negative ELBO, PSNR, SSIM on held-out images every epoch
         eval_data = vae_eval_data(opts.dataset, opts.split, data, opts.data_dir, opts.image_size)
     if opts.resume:
         restore(run)
-        rng = source.get("rng", rng)
-    else:
-        rng.update(initial_state(model, opts.init))
-        rng["init_sha256"] = weights_digest(model.get_weights())
-        if source is not None:
-            check_same("the initial weights", {"init_sha256": source.get("rng", {}).get("init_sha256")},
-                       {"init_sha256": rng["init_sha256"]}, src_name,
-                       f"the recorded run started from other weights (--init {opts.init})")
-    for sub in ("", "checkpoints", "samples") + (("tensorboard",) if opts.tensorboard else ()):
-        check_writable(out / sub)
+        return run, source.get("rng", rng), eval_data
+    rng.update(initial_state(model, opts.init))
+    rng["init_sha256"] = weights_digest(model.get_weights())
+    if source is not None:
+        check_same("the initial weights", {"init_sha256": source.get("rng", {}).get("init_sha256")},
+                   {"init_sha256": rng["init_sha256"]}, _source_name(opts),
+                   f"the recorded run started from other weights (--init {opts.init})")
+    return run, rng, eval_data
 
-    remaining = opts.epochs - model.epoch
-    if remaining <= 0:
-        print(f"nothing to do: {out} already has {model.epoch} epoch(s) (--epochs {opts.epochs})")
-        return run
-    session = {"started": current["started"], "from_epoch": model.epoch, "to_epoch": opts.epochs,
+
+def new_record(opts: RunOptions, source: dict[str, Any] | None, run: RunContext, backend: Any,
+               rng: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """config.json as this session starts: a new record, or the resumed one with the new
+    total and one more session."""
+    from gan_diffusion.data import resolve_data_dir
+
+    session = {"started": current["started"], "from_epoch": run.model.epoch, "to_epoch": opts.epochs,
                **{k: current[k] for k in ("argv", "versions", "threads", "load", "git_commit")},
                "host": current["machine"]["hostname"], "pid": os.getpid()}
     if opts.resume:
-        record = dict(source)
-        record["options"] = {**record["options"], "epochs": opts.epochs}
-        record["sessions"] = record.get("sessions", []) + [session]
-    else:
-        record = {"model": opts.model, "model_config": config.to_dict(),
-                  "options": {k: getattr(opts, k) for k in RECORDED},
-                  "data": {"name": data.name, "description": data.description, "size": len(data),
-                           "image_shape": list(data.image_shape), "sha256": digest,
-                           "data_dir": str(resolve_data_dir(opts.data_dir))},
-                  "seed": config.seed, "backend": backend.name, "rng": rng, **current,
-                  "sessions": [session]}
-        if opts.rerun:
-            record["rerun_of"] = {"path": str(opts.rerun), "started": source.get("started")}
-    atomic_write_json(out / "config.json", record)
-    print(f"training {opts.model} on {data.name} ({len(data)} images {data.image_shape}; "
-          f"{data.description}) with backend {backend.name}, threads {threads}, "
-          f"epochs {model.epoch + 1}..{opts.epochs} -> {out}", flush=True)
+        return {**source, "options": {**source["options"], "epochs": opts.epochs},
+                "sessions": source.get("sessions", []) + [session]}
+    config, data = run.model.config, run.data
+    record = {"model": opts.model, "model_config": config.to_dict(),
+              "options": {k: getattr(opts, k) for k in RECORDED},
+              "data": {"name": data.name, "description": data.description, "size": len(data),
+                       "image_shape": list(data.image_shape), "sha256": data.digest(),
+                       "data_dir": str(resolve_data_dir(opts.data_dir))},
+              "seed": config.seed, "backend": backend.name, "rng": rng, **current,
+              "sessions": [session]}
+    if opts.rerun:
+        record["rerun_of"] = {"path": str(opts.rerun), "started": source.get("started")}
+    return record
 
-    callbacks = default_callbacks(model, eval_data, bool(opts.tensorboard))
-    with open(out / "train.log", "a") as run.log:
+
+def fit(run: RunContext, callbacks: list[Any], epochs: int, progress: bool | None) -> None:
+    """`epochs` more epochs with the callbacks; a divergence names the checkpoint it kept."""
+    with open(run.out / "train.log", "a") as run.log:
         try:
             for cb in callbacks:
                 cb.on_train_begin(run)
 
-            def on_epoch_end(m: Any, stats: Any) -> None:
+            def on_epoch_end(model: Any, stats: Any) -> None:
                 run.history.append(stats)
                 for cb in callbacks:
                     cb.on_epoch_end(run, stats)
 
-            model.fit(data, remaining, on_epoch_end=on_epoch_end, progress=opts.progress)
+            run.model.fit(run.data, epochs, on_epoch_end=on_epoch_end, progress=progress)
         except DivergenceError as exc:
-            kept = (f"the last good checkpoint (epoch {model.epoch}) is kept in {run.checkpoint}"
+            kept = (f"the last good checkpoint (epoch {run.model.epoch}) is kept in {run.checkpoint}"
                     if run.checkpoint.exists() else "no epoch finished, so nothing was saved")
             raise DivergenceError(f"{exc}; {kept}") from None
         finally:
@@ -339,7 +210,6 @@ def _train(given: RunOptions, lock: Any) -> RunContext:
                 cb.close()
     for cb in callbacks:
         cb.on_train_end(run)
-    return run
 
 
 def make_run_config(opts: RunOptions, data: Any) -> Any:

@@ -82,8 +82,10 @@ def test_forward_and_gradient_penalty_parity(backends, src, dst, shape):
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 1)])
 def test_critic_step_parity(backends, src, dst, shape):
     """Four critic steps, each from the same state (weights + Adam state): losses, Wasserstein
-    estimate, penalty and updated weights within 1e-4; gradients within 1e-4 relative."""
-    a, b = pair(backends, src, dst, shape)
+    estimate, penalty and updated weights within 1e-4; gradients within 1e-4 relative. In
+    float64: on a later CPU a float32 kink flip (module docstring) put the 28x28 critic's
+    gradients 1.1e-2 relative apart with the same code that had passed before."""
+    a, b = pair(backends, src, dst, shape, dtype="float64")
     x, z = batch(shape)
     for _ in range(4):  # n_critic = 5: no generator step yet
         r = one_step(a, b, x, z, tol=TOL)

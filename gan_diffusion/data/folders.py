@@ -149,10 +149,10 @@ def load_image_folder(root: str | os.PathLike, image_size: int | tuple[int, int]
             img = img.convert(mode)
         elif first_mode is None and img.mode not in _MODES:
             raise DataError(f"{path} has PIL mode {img.mode!r}, not 'L' or 'RGB'; "
-                            "convert every image with --color-mode RGB or --color-mode L (mode= in the API)")
+                            "pass mode='RGB' or mode='L' (the CLI's --color-mode RGB|L) to convert every image")
         elif first_mode is not None and img.mode != first_mode:
             raise DataError(f"{path} has PIL mode {img.mode!r} but {files[0]} has {first_mode!r}; "
-                            "convert every image with --color-mode RGB or --color-mode L (mode= in the API)")
+                            "pass mode='RGB' or mode='L' (the CLI's --color-mode RGB|L) to convert every image")
         if image_size is not None:
             img = resize_image(img, image_size)
         elif first_size is not None and img.size != first_size:

@@ -138,7 +138,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     symmetric positive semi-definite with the same eigenvalues as S1 S2, so two symmetric
     eigendecompositions (np.linalg.eigh/eigvalsh) replace scipy.linalg.sqrtm. Eigenvalues at
     round-off level (negative, or below D * eps * largest) are set to 0, which keeps
-    singular (n <= D) statistics exact; the result is real and clipped at 0.
+    singular (n <= D) statistics exact; the result is real and clipped at 0, and exactly 0
+    for identical statistics.
 
     Args:
         mu1, mu2: means (D,).
@@ -154,6 +155,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     mu1, sigma1 = _check_pair(mu1, sigma1, "mu1", "sigma1")
     mu2, sigma2 = _check_pair(mu2, sigma2, "mu2", "sigma2")
     _check_same_dim(mu1, mu2)
+    if np.array_equal(mu1, mu2) and np.array_equal(sigma1, sigma2):
+        return 0.0  # d(P, P) = 0 exactly; the eigendecompositions would leave ~1e-10 of round-off
     diff = mu1 - mu2                                               # (D,)
     w1, v1 = np.linalg.eigh(sigma1)                                # (D,), (D, D)
     _check_psd(w1, "sigma1")
