@@ -34,7 +34,7 @@ def measure(backend: str, args: argparse.Namespace) -> dict:
     import numpy as np
 
     import gan_diffusion
-    from gan_diffusion.checkpoint import load_model
+    from gan_diffusion.backends import load_model
     from gan_diffusion.models.unet import timestep_features
 
     be = gan_diffusion.get_backend(backend)
