@@ -240,9 +240,9 @@ def _train(given: RunOptions, lock: Any) -> RunContext:
     from gan_diffusion.backends import get_backend
     from gan_diffusion.checkpoint import weights_digest
     from gan_diffusion.data import load_dataset, resolve_data_dir
+    from gan_diffusion.families.vae import VAEBase
     from gan_diffusion.registry import get_spec
     from gan_diffusion.runinfo import run_info
-    from gan_diffusion.vae_base import VAEBase
 
     opts, source = resolve(given)
     out = Path(opts.out)

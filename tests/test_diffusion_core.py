@@ -15,10 +15,10 @@ import pytest
 import torch
 import diffusers
 
-from gan_diffusion.diffusion import guided_noise, guided_predictor
-from gan_diffusion.diffusion.guidance import drop_labels
 from gan_diffusion.schedulers import (DDIMScheduler, DDPMScheduler, NoiseSchedule, denoise,
-                                      inference_timesteps, make_schedule, make_scheduler)
+                                      guided_noise, guided_predictor, inference_timesteps,
+                                      make_schedule, make_scheduler)
+from gan_diffusion.schedulers.guidance import drop_labels
 from gan_diffusion.errors import ConfigError
 
 TOL = 1e-5

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from gan_diffusion import noise
-from gan_diffusion.diffusion.guidance import drop_labels, guided_predictor
 from gan_diffusion.errors import ConfigError
+from gan_diffusion.families.base import TrainerBase
 from gan_diffusion.models.unet import timestep_features
-from gan_diffusion.schedulers import NoiseSchedule, StepOutput, denoise, make_schedule, make_scheduler
-from gan_diffusion.trainer import TrainerBase
+from gan_diffusion.schedulers import (NoiseSchedule, StepOutput, denoise, drop_labels, guided_predictor,
+                                      make_schedule, make_scheduler)
 
 
 class DiffusionModelBase(TrainerBase):
