@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main() -> None:
     import numpy as np
 
-    from gan_diffusion.checkpoint import load_model
+    from gan_diffusion.backends import load_model
     from gan_diffusion.metrics.extractors import load_extractor
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -21,20 +21,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def diffusers_agreement() -> None:
     import numpy as np
     import torch
-    from diffusers import DDIMScheduler, DDPMScheduler
+    import diffusers
 
-    from gan_diffusion.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, inference_timesteps, make_schedule
+    from gan_diffusion.schedulers import DDIMScheduler, DDPMScheduler, NoiseSchedule, inference_timesteps, make_schedule
 
     names = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
     print("== against diffusers 0.42.1 ==")
     for sched in names:
-        ours, d = make_schedule(sched), DDPMScheduler(beta_schedule=names[sched])
+        ours, d = make_schedule(sched), diffusers.DDPMScheduler(beta_schedule=names[sched])
         var = torch.stack([d._get_variance(t) for t in range(1, 1000)]).numpy()
         print(f"{sched:7s} coefficients vs diffusers (float32): betas {np.abs(ours.betas - d.betas.numpy()).max():.1e}"
               f"  alphas_cumprod {np.abs(ours.alphas_cumprod - d.alphas_cumprod.numpy()).max():.1e}"
               f"  posterior variance {np.abs(ours.posterior_variance[1:] - var).max():.1e}")
     same = all(np.array_equal(inference_timesteps(1000, n, sp), (lambda s: (s.set_timesteps(n), s.timesteps.numpy())[1])(
-        cls(timestep_spacing=sp))) for cls in (DDPMScheduler, DDIMScheduler)
+        cls(timestep_spacing=sp))) for cls in (diffusers.DDPMScheduler, diffusers.DDIMScheduler)
         for sp in ("leading", "trailing", "linspace") for n in (1, 7, 10, 50, 333, 1000))
     print(f"timesteps, 3 spacings x 6 step counts x 2 schedulers: {'identical' if same else 'DIFFERENT'}")
 
@@ -43,7 +43,7 @@ def diffusers_agreement() -> None:
         d.betas = d.betas.double()
         d.alphas = 1.0 - d.betas
         d.alphas_cumprod = torch.cumprod(d.alphas, 0)
-        if cls is DDIMScheduler:
+        if cls is diffusers.DDIMScheduler:
             d.final_alpha_cumprod = torch.tensor(1.0, dtype=torch.float64)
         d.set_timesteps(steps)
         return d, NoiseSchedule(sched, d.betas.numpy())
@@ -51,8 +51,8 @@ def diffusers_agreement() -> None:
     rng = np.random.default_rng(0)
     worst = {"ddpm": 0.0, "ddim": 0.0}
     for sched, vt, clip, steps in itertools.product(names, ("fixed_small", "fixed_large"), (True, False), (1000, 50)):
-        d, s = ref(DDPMScheduler, sched, steps, variance_type=vt, clip_sample=clip)
-        ours = DDPMSampler(s, vt, clip_sample=clip)
+        d, s = ref(diffusers.DDPMScheduler, sched, steps, variance_type=vt, clip_sample=clip)
+        ours = DDPMScheduler(s, vt, clip_sample=clip)
         ours.set_timesteps(steps)
         for t in ours.timesteps:
             t = int(t)
@@ -62,8 +62,8 @@ def diffusers_agreement() -> None:
             o = ours.step(e, t, x, variance_noise=z.numpy() if t > 0 else None)
             worst["ddpm"] = max(worst["ddpm"], np.abs(o.prev_sample - r.prev_sample.numpy()).max())
     for sched, eta, clip, spacing in itertools.product(names, (0.0, 0.5, 1.0), (True, False), ("leading", "trailing")):
-        d, s = ref(DDIMScheduler, sched, 50, clip_sample=clip, timestep_spacing=spacing)
-        ours = DDIMSampler(s, eta, clip_sample=clip, timestep_spacing=spacing)
+        d, s = ref(diffusers.DDIMScheduler, sched, 50, clip_sample=clip, timestep_spacing=spacing)
+        ours = DDIMScheduler(s, eta, clip_sample=clip, timestep_spacing=spacing)
         ours.set_timesteps(50)
         for t in ours.timesteps:
             t = int(t)
@@ -76,17 +76,17 @@ def diffusers_agreement() -> None:
     print(f"step, every visited t, same float64 betas: DDPM (2 schedules x 2 variances x clip on/off x "
           f"1000/50 steps) {worst['ddpm']:.1e}; DDIM (2 x eta 0/0.5/1 x clip x leading/trailing) {worst['ddim']:.1e}")
     for sched in names:   # stock float32 diffusers against ours, float32 images, DDIM all steps
-        d = DDIMScheduler(beta_schedule=names[sched], clip_sample=False)
+        d = diffusers.DDIMScheduler(beta_schedule=names[sched], clip_sample=False)
         d.set_timesteps(1000)
-        ours = DDIMSampler(make_schedule(sched), clip_sample=False)
+        ours = DDIMScheduler(make_schedule(sched), clip_sample=False)
         dev, where = 0.0, 0
         for t in range(1000):
             x, e = (a.astype(np.float32) for a in (rng.standard_normal((2, 1, 4, 4)), rng.standard_normal((2, 1, 4, 4))))
             r = d.step(torch.from_numpy(e), t, torch.from_numpy(x)).prev_sample.numpy()
             err = np.abs(ours.step(e, t, x).prev_sample - r).max() / max(1.0, np.abs(r).max())
             dev, where = max((dev, where), (err, t))
-        d = DDPMScheduler(beta_schedule=names[sched], clip_sample=False)
-        ours = DDPMSampler(make_schedule(sched), clip_sample=False)
+        d = diffusers.DDPMScheduler(beta_schedule=names[sched], clip_sample=False)
+        ours = DDPMScheduler(make_schedule(sched), clip_sample=False)
         dev2, where2 = 0.0, 0
         for t in range(1000):
             x, e = (a.astype(np.float32) for a in (rng.standard_normal((2, 1, 4, 4)), rng.standard_normal((2, 1, 4, 4))))

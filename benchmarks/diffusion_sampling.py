@@ -34,7 +34,7 @@ def measure(backend: str, args: argparse.Namespace) -> dict:
     import numpy as np
 
     import gan_diffusion
-    from gan_diffusion.checkpoint import load_model
+    from gan_diffusion.backends import load_model
     from gan_diffusion.models.unet import timestep_features
 
     be = gan_diffusion.get_backend(backend)
@@ -70,7 +70,7 @@ def measure(backend: str, args: argparse.Namespace) -> dict:
     f = timestep_features(t, cfg.base_channels, cfg.dtype)
     xt, ft, yt = model.nhwc(x), model.tensor(f), model.labels(y)
     out = model.network_call(xt, ft, yt, True)
-    sampler = model.make_sampler("ddim", 50)
+    scheduler = model.make_scheduler("ddim", 50)
     eps = model.to_numpy(out)
     reps = 20
     parts = {
@@ -78,7 +78,7 @@ def measure(backend: str, args: argparse.Namespace) -> dict:
             t, cfg.base_channels, cfg.dtype)), model.labels(y)), reps),
         "network": timed(lambda: model.network_call(xt, ft, yt, True), reps),
         "to_numpy": timed(lambda: model.to_numpy(out), reps),
-        "numpy_step": timed(lambda: sampler.step(eps, int(sampler.timesteps[1]), x), reps),
+        "numpy_step": timed(lambda: scheduler.step(eps, int(scheduler.timesteps[1]), x), reps),
     }
     result["step_parts_ms"] = {k: 1e3 * statistics.median(v) for k, v in parts.items()}
     return result

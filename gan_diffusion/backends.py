@@ -128,3 +128,19 @@ def get_backend(name: str | None = None) -> Backend:
             f"install it with: pip install 'gan_diffusion[{extra}]'")
     _LOADED[key] = Backend(key, importlib.import_module(package))
     return _LOADED[key]
+
+
+def load_model(path: str | os.PathLike, backend: str) -> Any:
+    """Build the model a checkpoint describes on `backend` and restore it.
+
+    Example:
+        >>> model = load_model("runs/dcgan/checkpoints/latest.npz", "torch")  # written by TF
+    """
+    from gan_diffusion.checkpoint import load_checkpoint
+    from gan_diffusion.registry import get_spec
+
+    weights, optimizer, meta = load_checkpoint(path)  # read once
+    config = get_spec(meta["model"]).config_cls.from_dict(meta["config"])
+    model = get_backend(backend).build(meta["model"], config=config)
+    model.load_state(weights, optimizer, meta, source=path)
+    return model

@@ -54,22 +54,6 @@ def load_checkpoint(path: str | os.PathLike
     return weights, optimizer, meta
 
 
-def load_model(path: str | os.PathLike, backend: str) -> Any:
-    """Build the model a checkpoint describes on `backend` and restore it.
-
-    Example:
-        >>> model = load_model("runs/dcgan/checkpoints/latest.npz", "torch")  # written by TF
-    """
-    from gan_diffusion.backends import get_backend
-    from gan_diffusion.registry import get_spec
-
-    weights, optimizer, meta = load_checkpoint(path)  # read once
-    config = get_spec(meta["model"]).config_cls.from_dict(meta["config"])
-    model = get_backend(backend).build(meta["model"], config=config)
-    model.load_state(weights, optimizer, meta, source=path)
-    return model
-
-
 def weights_digest(weights: dict[str, np.ndarray]) -> str:
     """sha256 over canonical weights (sorted names, dtype, shape, bytes): equal digests mean
     bit-identical weights, whichever backend they came from.

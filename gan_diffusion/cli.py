@@ -33,7 +33,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from gan_diffusion.checkpoint import load_model
+    from gan_diffusion.backends import load_model
     from gan_diffusion.utils.images import save_grid
 
     run = Path(args.run)

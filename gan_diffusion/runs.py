@@ -137,7 +137,7 @@ def _starting_state(opts: RunOptions, source: dict[str, Any] | None, backend: An
     rerun must start from the recorded weights). Returns (run, rng record, VAE eval data)."""
     from gan_diffusion.checkpoint import weights_digest
     from gan_diffusion.registry import get_spec
-    from gan_diffusion.vae_base import VAEBase
+    from gan_diffusion.families.vae import VAEBase
 
     config = (get_spec(opts.model).config_cls.from_dict(source["model_config"]) if source
               else make_run_config(opts, data))

@@ -13,7 +13,7 @@ from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline, DDPMScheduler, 
 from diffusers.utils.torch_utils import randn_tensor
 
 from gan_diffusion import noise
-from gan_diffusion.diffusion import denoise, make_sampler, make_schedule
+from gan_diffusion.schedulers import denoise, make_schedule, make_scheduler
 from gan_diffusion.torch_backend.diffusers_unet import DiffusersNoisePredictor
 
 SHAPE = (2, 1, 16, 16)   # NCHW, diffusers' layout
@@ -48,7 +48,7 @@ def test_adapter_sampling_equals_diffusers_pipeline(unet, sampler, steps):
     # the pipeline draws x_T, then each step's noise, from one generator: replay those draws
     g = torch.Generator().manual_seed(0)
     x_T = nhwc(randn_tensor(SHAPE, generator=g))
-    ours = make_sampler(sampler, make_schedule("linear"), steps=steps)
+    ours = make_scheduler(sampler, make_schedule("linear"), steps=steps)
     x0 = denoise(DiffusersNoisePredictor(unet), ours, x_T, progress=False,
                  noise_fn=lambda i, shape: nhwc(randn_tensor(SHAPE, generator=g)))
     got = np.clip(x0 / 2 + 0.5, 0, 1)                    # the pipelines' output range

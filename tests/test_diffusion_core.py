@@ -1,5 +1,5 @@
-"""Schedules, DDPM/DDIM samplers and classifier-free guidance (NumPy core) against diffusers'
-DDPMScheduler and DDIMScheduler (0.42.1, imported only here; nothing is downloaded).
+"""Schedules, the DDPM/DDIM schedulers and classifier-free guidance (NumPy core) against
+diffusers' DDPMScheduler and DDIMScheduler (0.42.1, imported only here; nothing is downloaded).
 
 Two separate claims, each within 1e-5:
 - coefficients: our float64 schedules equal diffusers' (float32) betas, alphas_cumprod and
@@ -13,11 +13,12 @@ Two separate claims, each within 1e-5:
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
+import diffusers
 
-from gan_diffusion.diffusion import (DDIMSampler, DDPMSampler, NoiseSchedule, denoise, guided_noise,
-                                     guided_predictor, inference_timesteps, make_sampler, make_schedule)
-from gan_diffusion.diffusion.guidance import drop_labels
+from gan_diffusion.schedulers import (DDIMScheduler, DDPMScheduler, NoiseSchedule, denoise,
+                                      guided_noise, guided_predictor, inference_timesteps,
+                                      make_schedule, make_scheduler)
+from gan_diffusion.schedulers.guidance import drop_labels
 from gan_diffusion.errors import ConfigError
 
 TOL = 1e-5
@@ -31,7 +32,7 @@ def reference(cls, schedule: str, steps: int | None = None, **kw):
     d.betas = d.betas.double()
     d.alphas = 1.0 - d.betas
     d.alphas_cumprod = torch.cumprod(d.alphas, dim=0)
-    if cls is DDIMScheduler:
+    if cls is diffusers.DDIMScheduler:
         d.final_alpha_cumprod = torch.tensor(1.0, dtype=torch.float64)
     if steps is not None:
         d.set_timesteps(steps)
@@ -46,7 +47,7 @@ def inputs(shape=(2, 3, 5, 5), seed=0, scale=1.5):
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_schedule_coefficients_match_diffusers(schedule):
     ours = make_schedule(schedule)
-    d = DDPMScheduler(beta_schedule=DIFFUSERS_NAME[schedule])
+    d = diffusers.DDPMScheduler(beta_schedule=DIFFUSERS_NAME[schedule])
     assert np.abs(ours.betas - d.betas.numpy()).max() < TOL
     assert np.abs(ours.alphas - d.alphas.numpy()).max() < TOL
     assert np.abs(ours.alphas_cumprod - d.alphas_cumprod.numpy()).max() < TOL
@@ -81,7 +82,7 @@ def test_derived_coefficients_are_consistent():
 @pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
 @pytest.mark.parametrize("steps", [1, 7, 10, 50, 333, 1000])
 def test_timesteps_match_diffusers(spacing, steps):
-    for cls in (DDPMScheduler, DDIMScheduler):
+    for cls in (diffusers.DDPMScheduler, diffusers.DDIMScheduler):
         d = cls(timestep_spacing=spacing)
         d.set_timesteps(steps)
         np.testing.assert_array_equal(inference_timesteps(1000, steps, spacing), d.timesteps.numpy())
@@ -92,8 +93,8 @@ def test_timesteps_match_diffusers(spacing, steps):
 @pytest.mark.parametrize("clip", [True, False])
 @pytest.mark.parametrize("steps", [1000, 50])
 def test_ddpm_step_matches_diffusers(schedule, variance_type, clip, steps):
-    d, sched = reference(DDPMScheduler, schedule, steps, variance_type=variance_type, clip_sample=clip)
-    ours = DDPMSampler(sched, variance_type, clip_sample=clip)
+    d, sched = reference(diffusers.DDPMScheduler, schedule, steps, variance_type=variance_type, clip_sample=clip)
+    ours = DDPMScheduler(sched, variance_type, clip_sample=clip)
     ours.set_timesteps(steps)
     worst = 0.0
     for t in [int(v) for v in ours.timesteps[[0, 1, len(ours.timesteps) // 2, -2, -1]]]:
@@ -116,8 +117,8 @@ def test_ddpm_step_matches_diffusers(schedule, variance_type, clip, steps):
 @pytest.mark.parametrize("spacing,steps,clipped_eps", [("leading", 50, False), ("trailing", 10, True),
                                                         ("leading", 1000, False)])
 def test_ddim_step_matches_diffusers(schedule, eta, clip, spacing, steps, clipped_eps):
-    d, sched = reference(DDIMScheduler, schedule, steps, clip_sample=clip, timestep_spacing=spacing)
-    ours = DDIMSampler(sched, eta, use_clipped_model_output=clipped_eps, clip_sample=clip,
+    d, sched = reference(diffusers.DDIMScheduler, schedule, steps, clip_sample=clip, timestep_spacing=spacing)
+    ours = DDIMScheduler(sched, eta, use_clipped_model_output=clipped_eps, clip_sample=clip,
                        timestep_spacing=spacing)
     ours.set_timesteps(steps)
     worst = 0.0
@@ -136,9 +137,9 @@ def test_ddim_step_matches_diffusers(schedule, eta, clip, spacing, steps, clippe
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
 def test_sampling_loop_matches_diffusers_loop(sampler):
     """Ten steps of set_timesteps + step with a fixed toy predictor, float64."""
-    cls = DDPMScheduler if sampler == "ddpm" else DDIMScheduler
+    cls = diffusers.DDPMScheduler if sampler == "ddpm" else diffusers.DDIMScheduler
     d, sched = reference(cls, "linear", 10)
-    ours = make_sampler(sampler, sched, steps=10, eta=0.3 if sampler == "ddim" else 0.0)
+    ours = make_scheduler(sampler, sched, steps=10, eta=0.3 if sampler == "ddim" else 0.0)
 
     def predict(x, t):
         return np.tanh(x) * (t[:, None, None, None] / 1000.0)
@@ -164,10 +165,10 @@ def test_float32_diffusers_deviation_is_its_rounding():
     DDIM over all 1000 steps: they differ at small t, where 1 - abar_t and abar_t / abar_{t'}
     lose digits in float32; against the float64 reference ours is accurate to float32
     storage and diffusers' float32 is the one that is off."""
-    d32 = DDIMScheduler(beta_schedule="squaredcos_cap_v2", clip_sample=False)
+    d32 = diffusers.DDIMScheduler(beta_schedule="squaredcos_cap_v2", clip_sample=False)
     d32.set_timesteps(1000)
-    d64, _ = reference(DDIMScheduler, "cosine", 1000, clip_sample=False)
-    ours = DDIMSampler(make_schedule("cosine"), clip_sample=False)
+    d64, _ = reference(diffusers.DDIMScheduler, "cosine", 1000, clip_sample=False)
+    ours = DDIMScheduler(make_schedule("cosine"), clip_sample=False)
     stock_err = ours_err = 0.0
     for t in (1, 2, 10):
         x, eps = (a.astype(np.float32) for a in inputs(seed=t))
@@ -183,32 +184,32 @@ def test_float32_diffusers_deviation_is_its_rounding():
 
 def test_full_chain_coefficients_are_the_posterior():
     s = make_schedule("cosine")
-    ddpm = DDPMSampler(s)
-    ddim = DDIMSampler(s, eta=1.0)
+    ddpm = DDPMScheduler(s)
+    ddim = DDIMScheduler(s, eta=1.0)
     for t in (1, 2, 500, 999):
         c0, c1, var = ddpm.coefficients(t)
         assert c0 == pytest.approx(s.posterior_mean_coef1[t], rel=1e-9)
         assert c1 == pytest.approx(s.posterior_mean_coef2[t], rel=1e-9)
         assert var == pytest.approx(s.posterior_variance[t], rel=1e-9)
         assert ddim.sigma(t) ** 2 == pytest.approx(var, rel=1e-9)      # DDIM eta = 1 = DDPM's variance
-    assert DDPMSampler(s, "fixed_large").coefficients(500)[2] == pytest.approx(s.betas[500], rel=1e-9)
+    assert DDPMScheduler(s, "fixed_large").coefficients(500)[2] == pytest.approx(s.betas[500], rel=1e-9)
 
 
 def test_sampler_errors_are_clear():
     s = make_schedule("linear")
     with pytest.raises(ConfigError, match=r"steps must be an integer in \[1, 1000\]"):
-        make_sampler("ddim", s, steps=1001)
+        make_scheduler("ddim", s, steps=1001)
     with pytest.raises(ConfigError, match="unknown sampler 'euler'"):
-        make_sampler("euler", s)
+        make_scheduler("euler", s)
     with pytest.raises(ConfigError, match="unknown timestep_spacing"):
         inference_timesteps(1000, 10, "uniform")
     with pytest.raises(ConfigError, match="eta applies to the DDIM sampler only"):
-        make_sampler("ddpm", s, eta=0.5)
+        make_scheduler("ddpm", s, eta=0.5)
     x, eps = inputs()
     with pytest.raises(ValueError, match="pass variance_noise"):
-        DDPMSampler(s).step(eps, 999, x)
-    with pytest.raises(ValueError, match="not one of this sampler's timesteps"):
-        make_sampler("ddim", s, steps=10).step(eps, 998, x)
+        DDPMScheduler(s).step(eps, 999, x)
+    with pytest.raises(ValueError, match="not one of this scheduler's timesteps"):
+        make_scheduler("ddim", s, steps=10).step(eps, 998, x)
     with pytest.raises(ConfigError, match="unknown noise schedule 'quadratic'"):
         make_schedule("quadratic")
 

@@ -158,6 +158,19 @@ def test_no_import_cycles_but_the_known_one():
     assert not gone, f"known cycle(s) {gone} are gone: delete them from KNOWN_CYCLES"
 
 
+# Layering (diffusers style): models (configs, plans) and schedulers sit below the families
+# (the training/sampling bases) and never import them, lazily or not.
+LOWER_LAYERS = ("gan_diffusion.models", "gan_diffusion.schedulers")
+FAMILY_MODULES = ("gan_diffusion.families",)
+
+
+def test_models_and_schedulers_import_no_family():
+    inside = lambda m, pkgs: any(m == p or m.startswith(p + ".") for p in pkgs)  # noqa: E731
+    bad = [f"{m} imports {i}" for m, imps in sorted(import_graph().items())
+           if inside(m, LOWER_LAYERS) for i in sorted(imps) if inside(i, FAMILY_MODULES)]
+    assert not bad, "models/ and schedulers/ must not import the family bases:\n" + "\n".join(bad)
+
+
 def test_the_cycle_finder_sees_lazy_and_relative_imports():
     known = {"p", "p.a", "p.b", "p.c"}
     graph = {"p": set(), "p.c": set(),

@@ -118,7 +118,7 @@ def test_one_dcgan_step_parity_float64(backends, variant):
 
 @pytest.mark.parametrize("src,dst", [("tf", "torch"), ("torch", "tf")])
 def test_optimizer_state_crosses_backends(backends, src, dst, tmp_path):
-    from gan_diffusion.checkpoint import load_model
+    from gan_diffusion.backends import load_model
 
     a = backends[src].build("dcgan", **small_dcgan((28, 28, 1), **VARIANTS["rmsprop-momentum"]))
     x = np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)).astype(np.float32)

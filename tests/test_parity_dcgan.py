@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import small_dcgan
 
-from gan_diffusion.checkpoint import load_model
+from gan_diffusion.backends import load_model
 from gan_diffusion.parity import (forward_errors, max_abs_diff, one_step, perturb_native,
                                   step_errors)
 

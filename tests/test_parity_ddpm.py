@@ -10,7 +10,7 @@ TF spends most of a test's time tracing its tf.functions.
 import numpy as np
 import pytest
 
-from gan_diffusion.checkpoint import load_model
+from gan_diffusion.backends import load_model
 from gan_diffusion.errors import ConfigError
 from gan_diffusion.optim import recovered_gradient
 from gan_diffusion.parity import max_abs_diff, one_step, perturb_native

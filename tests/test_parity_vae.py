@@ -242,7 +242,7 @@ def test_default_noise_is_the_same_in_both_backends(backends):
 
 @pytest.mark.parametrize("src,dst", DIRECTIONS)
 def test_checkpoint_crosses_backends(backends, src, dst, tmp_path):
-    from gan_diffusion.checkpoint import load_model
+    from gan_diffusion.backends import load_model
 
     a, _ = pair(backends, src, dst, num_classes=10)
     x, eps, y = batch((28, 28, 1), classes=10)

@@ -139,7 +139,7 @@ def test_wgan_gp_trains_and_logs_the_estimate(backends, name):
 
 
 def test_checkpoint_crosses_backends(backends, tmp_path):
-    from gan_diffusion.checkpoint import load_model
+    from gan_diffusion.backends import load_model
     from gan_diffusion.parity import max_abs_diff
 
     a, _ = pair(backends, "tf", "torch", (28, 28, 1))

@@ -66,7 +66,7 @@ def run(spec: dict[str, Any]) -> int:
 
 def finish(spec: dict[str, Any], out: Path, train_wall: float, peak: float) -> int:
     """Evaluation samples and RUN/run.json of a trained run."""
-    from gan_diffusion.checkpoint import load_model
+    from gan_diffusion.backends import load_model
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
 

@@ -16,9 +16,8 @@ from typing import Any, ClassVar
 
 from gan_diffusion.configs import (Config, TrainConfig, check_image_shape, check_num_classes,
                                    check_positive)
-from gan_diffusion.diffusion.samplers import SAMPLERS, SPACINGS, VARIANCE_TYPES
-from gan_diffusion.diffusion.schedules import SCHEDULES
 from gan_diffusion.errors import ConfigError
+from gan_diffusion.schedulers import SAMPLERS, SCHEDULES, SPACINGS, VARIANCE_TYPES
 
 SIZES = (16, 28, 32, 64)   # 16: tiny test models
 MODEL_FILE, SCHEDULER_FILE = "model_config.json", "scheduler_config.json"

@@ -1,7 +1,7 @@
 """DDPM in TensorFlow/Keras. Mirrors gan_diffusion/torch_backend/ddpm.py line for line.
 
 The sampling API, guidance, figures and the NumPy-drawn training inputs come from
-`gan_diffusion.diffusion.pipeline.DiffusionModelBase`; this file adds the Keras U-Net,
+`gan_diffusion.families.diffusion.DiffusionModelBase`; this file adds the Keras U-Net,
 its EMA copy, the training step and the network call.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from gan_diffusion.diffusion.pipeline import DiffusionModelBase
+from gan_diffusion.families.diffusion import DiffusionModelBase
 from gan_diffusion.models.ddpm import DDPMConfig
 from gan_diffusion.models.unet import ddpm_weight_shapes, init_unet, timestep_features
 from gan_diffusion.tf_backend import layers as backend_layers

@@ -1,7 +1,7 @@
 """DDPM in PyTorch. Mirrors gan_diffusion/tf_backend/ddpm.py line for line.
 
 The sampling API, guidance, figures and the NumPy-drawn training inputs come from
-`gan_diffusion.diffusion.pipeline.DiffusionModelBase`; this file adds the torch U-Net,
+`gan_diffusion.families.diffusion.DiffusionModelBase`; this file adds the torch U-Net,
 its EMA copy, the training step and the network call.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_diffusion.diffusion.pipeline import DiffusionModelBase
+from gan_diffusion.families.diffusion import DiffusionModelBase
 from gan_diffusion.models.ddpm import DDPMConfig
 from gan_diffusion.models.unet import ddpm_weight_shapes, init_unet, timestep_features
 from gan_diffusion.torch_backend import layers as backend_layers

@@ -9,8 +9,8 @@ Example:
     >>> from diffusers import UNet2DModel
     >>> unet = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, ...)   # or from_pretrained
     >>> predict = DiffusersNoisePredictor(unet)
-    >>> sampler = make_sampler("ddim", make_schedule("linear"), steps=50)
-    >>> x0 = denoise(predict, sampler, noise.normal(0, "sample", 0, (16, 28, 28, 1)))
+    >>> scheduler = make_scheduler("ddim", make_schedule("linear"), steps=50)
+    >>> x0 = denoise(predict, scheduler, noise.normal(0, "sample", 0, (16, 28, 28, 1)))
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_diffusion.diffusion.schedules import NoiseSchedule
+from gan_diffusion.schedulers.schedules import NoiseSchedule
 
 
 class DiffusersNoisePredictor:

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gan_diffusion.families.base import TrainerBase
 from gan_diffusion.torch_backend import layers as backend_layers
 from gan_diffusion.torch_backend import optimizers as backend_optimizers
 from gan_diffusion.torch_backend.data import to_torch_loader
 from gan_diffusion.torch_backend.layers import call, images_to_input, output_to_numpy, to_tensor
 from gan_diffusion.torch_backend.optimizers import make_optimizer
-from gan_diffusion.trainer import TrainerBase
 
 
 class GANModel(TrainerBase):

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_diffusion.families.vae import VAEBase
 from gan_diffusion.models.plan import Layer, init_glorot
 from gan_diffusion.models.vae import VAEConfig, networks, split_heads, vae_weight_shapes
 from gan_diffusion.torch_backend import layers as backend_layers
@@ -16,7 +17,6 @@ from gan_diffusion.torch_backend.data import to_torch_loader
 from gan_diffusion.torch_backend.layers import (Network, call, canonical_tensors, images_to_input,
                                                 make_layer, output_to_numpy, to_tensor)
 from gan_diffusion.torch_backend.optimizers import make_optimizer
-from gan_diffusion.vae_base import VAEBase
 
 NO_BN = (0.1, 1e-5)  # Network's BatchNorm settings: unused, the VAE has no BatchNorm
 

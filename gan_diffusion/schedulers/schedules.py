@@ -11,7 +11,7 @@ Two beta schedules (timesteps are 0-based, t = 0 .. T-1, as in diffusers):
     cosine  abar(t) = cos^2((t/T + s) / (1 + s) * pi/2), s = 0.008;  (Nichol & Dhariwal 2021)
             beta_t = min(1 - abar((t+1)/T) / abar(t/T), 0.999)     (diffusers' "squaredcos_cap_v2")
 
-Everything is float64; samplers cast to the model's dtype where they meet the images.
+Everything is float64; schedulers cast to the model's dtype where they meet the images.
 """
 from __future__ import annotations
 

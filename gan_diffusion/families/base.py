@@ -301,7 +301,7 @@ class TrainerBase:
             raise CheckpointError(
                 f"{source} was written with a different config: "
                 + ", ".join(f"{k}={theirs.get(k)!r} (ours {ours[k]!r})" for k in differ)
-                + "; build the model from the checkpoint with gan_diffusion.checkpoint.load_model")
+                + "; build the model from the checkpoint with gan_diffusion.backends.load_model")
         self.set_weights(weights)
         self.load_optimizer_state(optimizer)
         self.epoch = int(meta["epoch"])

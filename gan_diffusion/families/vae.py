@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from gan_diffusion.errors import ConfigError
+from gan_diffusion.families.base import TrainerBase
 from gan_diffusion.models.vae import bits_per_dim, lerp_latents, manifold_latents, to_unit_range
-from gan_diffusion.trainer import TrainerBase
 
 
 def to_uint8(x01: np.ndarray) -> np.ndarray:

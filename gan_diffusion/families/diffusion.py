@@ -22,12 +22,11 @@ from typing import Any
 import numpy as np
 
 from gan_diffusion import noise
-from gan_diffusion.diffusion.guidance import drop_labels, guided_predictor
-from gan_diffusion.diffusion.samplers import StepOutput, denoise, make_sampler
-from gan_diffusion.diffusion.schedules import NoiseSchedule, make_schedule
 from gan_diffusion.errors import ConfigError
+from gan_diffusion.families.base import TrainerBase
 from gan_diffusion.models.unet import timestep_features
-from gan_diffusion.trainer import TrainerBase
+from gan_diffusion.schedulers import (NoiseSchedule, StepOutput, denoise, drop_labels, guided_predictor,
+                                      make_schedule, make_scheduler)
 
 
 class DiffusionModelBase(TrainerBase):
@@ -102,15 +101,15 @@ class DiffusionModelBase(TrainerBase):
         return guided_predictor(lambda x, t, y: self.predict_noise(x, t, y, ema), labels,
                                 self.config.null_label, w)
 
-    def make_sampler(self, sampler: str | None = None, steps: int | None = None, eta: float = 0.0):
-        """A DDIM or DDPM sampler on this model's schedule and settings (steps default: the
+    def make_scheduler(self, sampler: str | None = None, steps: int | None = None, eta: float = 0.0):
+        """The DDIM or DDPM scheduler on this model's schedule and settings (steps default: the
         config's sample_steps for DDIM, all T for DDPM)."""
         c = self.config
         name = c.sampler if sampler is None else sampler
         if steps is None:
             steps = c.sample_steps if name == "ddim" else c.timesteps
-        return make_sampler(name, self.schedule, steps, eta, c.variance_type, c.clip_sample,
-                            c.timestep_spacing)
+        return make_scheduler(name, self.schedule, steps, eta, c.variance_type, c.clip_sample,
+                              c.timestep_spacing)
 
     def denoise(self, x_T: np.ndarray, labels: np.ndarray | None = None, seed: int = 0,
                 steps: int | None = None, sampler: str | None = None, guidance: float | None = None,
@@ -122,7 +121,7 @@ class DiffusionModelBase(TrainerBase):
         batch; with batch_size < N each chunk takes its rows of it, so the result does not
         depend on batch_size. `callback(i, t, step_output)` sees each chunk's steps.
         """
-        s = self.make_sampler(sampler, steps, eta)
+        s = self.make_scheduler(sampler, steps, eta)
         n = len(x_T)
         size = batch_size or n
         parts = []
@@ -210,7 +209,7 @@ class DiffusionModelBase(TrainerBase):
         """
         y = self.check_labels(labels, n)
         x_T = self.initial_noise(n, seed)
-        s = self.make_sampler(kwargs.get("sampler"), kwargs.get("steps"), kwargs.get("eta", 0.0))
+        s = self.make_scheduler(kwargs.get("sampler"), kwargs.get("steps"), kwargs.get("eta", 0.0))
         keep = set(np.linspace(0, s.num_inference_steps - 1, frames - 1).round().astype(int).tolist())
         shots = [x_T]
 
