@@ -37,8 +37,8 @@ browser:
 	  echo "could not install chromium: the report browser test will be skipped"; }
 
 bench: setup
-	$(BIN)/python benchmarks/throughput.py
-	$(BIN)/python benchmarks/frameworks.py
+	$(BIN)/python -m benchmarks.throughput
+	$(BIN)/python -m benchmarks.frameworks
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def timed(fn: Callable[[], object], warmup: int, repeats: int) -> dict:
@@ -29,14 +30,15 @@ def timed(fn: Callable[[], object], warmup: int, repeats: int) -> dict:
             "spread_pct": (max(times) - min(times)) / med * 100 if med > 0 else 0.0, "times": times}
 
 
-def run_child(script: str, argv: list[str], threads: int | None = None) -> dict | None:
-    """Run `python script argv...` in a subprocess (OpenMP/BLAS pools pinned to `threads`)
-    and parse the JSON on its last stdout line."""
+def run_child(module: str, argv: list[str], threads: int | None = None) -> dict | None:
+    """Run `python -m module argv...` from the repository root in a subprocess (OpenMP/BLAS
+    pools pinned to `threads`) and parse the JSON on its last stdout line."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     if threads:
         env.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                               "OPENBLAS_NUM_THREADS")})
-    out = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True,
+                         env=env, cwd=Path(__file__).resolve().parent.parent)
     if out.returncode:
         print(f"child {' '.join(argv)} failed:\n{out.stderr[-3000:]}")
         return None

@@ -6,7 +6,7 @@ sample any run) and classifies them with the project's shipped LeNet-MNIST class
 With `--data-dir` the classifier's accuracy on the real MNIST test set is printed too, so the
 figure can be judged.
 
-    python benchmarks/class_accuracy.py --run runs/cdcgan-torch [--backend tf] [--per-class 100]
+    python -m benchmarks.class_accuracy --run runs/cdcgan-torch [--backend tf] [--per-class 100]
 """
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ full samplings of `--n` images per sampler and print the median with min/max. Th
 trip is measured per step on the same model: converting x_t and the time features to
 tensors, the network call on ready tensors, converting eps back, and the NumPy sampler step.
 
-    python benchmarks/diffusion_sampling.py                       # both backends, 16 images
-    python benchmarks/diffusion_sampling.py --run runs/ddpm-mnist-torch --threads 2
+    python -m benchmarks.diffusion_sampling                       # both backends, 16 images
+    python -m benchmarks.diffusion_sampling --run runs/ddpm-mnist-torch --threads 2
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ For each network: load the shipped weights (sha256-verified) in torch and in TF,
 real test set in both, compare features and logits (max |tf - torch| / max |torch| over the
 whole test set), then move weights torch -> TF and TF -> torch (random weights too) and compare.
 
-    python benchmarks/feature_nets.py --data-dir DATA [--nets lenet-mnist cnn-cifar10]
+    python -m benchmarks.feature_nets --data-dir DATA [--nets lenet-mnist cnn-cifar10]
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 Uses gan_diffusion.metrics.sanity.fid_sanity, the function tests/test_fid_sanity.py asserts on.
 
-    python benchmarks/fid_sanity.py --data-dir DATA [--extractor lenet-mnist] [--backend tf]
-    python benchmarks/fid_sanity.py --data-dir DATA --extractor cnn-cifar10 --dataset cifar10
+    python -m benchmarks.fid_sanity --data-dir DATA [--extractor lenet-mnist] [--backend tf]
+    python -m benchmarks.fid_sanity --data-dir DATA --extractor cnn-cifar10 --dataset cifar10
 """
 from __future__ import annotations
 

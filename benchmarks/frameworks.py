@@ -20,8 +20,8 @@ the optimizer not counted) and applied to both backends, which compute the same 
 (parity tests); WGAN-GP: averaged over an n_critic cycle. Achieved GFLOP/s is printed as a %
 of the machine's fp32 GEMM peak: the best of NumPy's, torch's and TF's 1024^3 matmul.
 
-    python benchmarks/frameworks.py                          # dcgan, wgan-gp, vae, ddpm; tf, torch
-    python benchmarks/frameworks.py --models dcgan --backends torch --steps 5 --repeats 3
+    python -m benchmarks.frameworks                          # dcgan, wgan-gp, vae, ddpm; tf, torch
+    python -m benchmarks.frameworks --models dcgan --backends torch --steps 5 --repeats 3
 """
 from __future__ import annotations
 
@@ -31,14 +31,10 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import fmt_time, gemm_peak, run_child, timed  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent
+from ._bench import fmt_time, gemm_peak, run_child, timed
 
 
 def child(model: str, backend: str, args: argparse.Namespace) -> dict:
@@ -52,7 +48,7 @@ def child(model: str, backend: str, args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(0)
     if model == "fid":
         return {**res, **fid_child(backend, args, rng)}
-    from idiomatic import IDIOMATIC
+    from .idiomatic import IDIOMATIC
 
     shape = tuple(args.shape)
     overrides = {"batch_size": args.batch_size} if args.batch_size else {}
@@ -86,8 +82,8 @@ def sampling_step(model: str, backend: str, cfg, ours, rng):
     """(ours, stock) callables of one sampling forward pass: ours NumPy in / NumPy out, the
     stock one on ready framework tensors (stock-layer nets for GANs and VAE, our U-Net module
     for DDPM, which has no stock counterpart)."""
-    from idiomatic import VAE_BN, plans_of, vae_plans
-    from stock import keras_net, torch_net
+    from .idiomatic import VAE_BN, plans_of, vae_plans
+    from .stock import keras_net, torch_net
 
     b = cfg.batch_size
     if model == "ddpm":
@@ -266,7 +262,7 @@ def main() -> None:
     results = []
     for model, backend in jobs:
         print(f"running {model} / {backend} ...", flush=True)
-        r = run_child(__file__, ["--child", model, backend] + sys.argv[1:], args.threads or os.cpu_count())
+        r = run_child(__spec__.name, ["--child", model, backend] + sys.argv[1:], args.threads or os.cpu_count())
         if r is not None:
             results.append(r)
     rng = np.random.default_rng(0)

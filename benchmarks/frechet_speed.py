@@ -7,9 +7,9 @@ a power-law spectrum (like real CNN features, the covariance is ill-conditioned)
 the median of each, the speed ratio, their relative difference, and each one's error against
 an exact value (nuclear norm of X Y^T via QR).
 
-    python benchmarks/frechet_speed.py                      # D=2048 from 4096 samples
-    python benchmarks/frechet_speed.py --dim 512 --samples 256 --repeats 5   # singular case
-    OPENBLAS_NUM_THREADS=1 python benchmarks/frechet_speed.py   # steadier on a shared machine
+    python -m benchmarks.frechet_speed                      # D=2048 from 4096 samples
+    python -m benchmarks.frechet_speed --dim 512 --samples 256 --repeats 5   # singular case
+    OPENBLAS_NUM_THREADS=1 python -m benchmarks.frechet_speed   # steadier on a shared machine
 """
 from __future__ import annotations
 

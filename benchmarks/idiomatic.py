@@ -40,7 +40,7 @@ def torch_dcgan(cfg, batch: np.ndarray) -> Callable[[int], None]:
     import torch
     from torch import nn
 
-    from stock import torch_net
+    from .stock import torch_net
 
     gp, dp = plans_of("dcgan", cfg)
     G, D = torch_net(gp, cfg.bn_momentum, cfg.bn_epsilon), torch_net(dp, cfg.bn_momentum, cfg.bn_epsilon)
@@ -68,7 +68,7 @@ def keras_dcgan(cfg, batch: np.ndarray) -> Callable[[int], None]:
     import keras
     import tensorflow as tf
 
-    from stock import keras_net
+    from .stock import keras_net
 
     gp, dp = plans_of("dcgan", cfg)
     G = keras_net(gp, cfg.bn_momentum, cfg.bn_epsilon, (cfg.latent_dim,))
@@ -102,7 +102,7 @@ def keras_dcgan(cfg, batch: np.ndarray) -> Callable[[int], None]:
 def torch_wgan_gp(cfg, batch: np.ndarray) -> Callable[[int], None]:
     import torch
 
-    from stock import torch_net
+    from .stock import torch_net
 
     gp, cp = plans_of("wgan-gp", cfg)
     G, C = torch_net(gp, cfg.bn_momentum, cfg.bn_epsilon), torch_net(cp, cfg.bn_momentum, cfg.bn_epsilon)
@@ -137,7 +137,7 @@ def keras_wgan_gp(cfg, batch: np.ndarray) -> Callable[[int], None]:
     import keras
     import tensorflow as tf
 
-    from stock import keras_net
+    from .stock import keras_net
 
     gp, cp = plans_of("wgan-gp", cfg)
     G = keras_net(gp, cfg.bn_momentum, cfg.bn_epsilon, (cfg.latent_dim,))
@@ -200,7 +200,7 @@ def torch_vae(cfg, batch: np.ndarray) -> Callable[[int], None]:
     import torch.nn.functional as F
     from torch import nn
 
-    from stock import torch_net
+    from .stock import torch_net
 
     body_plan, dec_plan = vae_plans(cfg)
     body, D = torch_net(body_plan, *VAE_BN), torch_net(dec_plan, *VAE_BN)
@@ -228,7 +228,7 @@ def keras_vae(cfg, batch: np.ndarray) -> Callable[[int], None]:
     import tensorflow as tf
     from keras import layers as L
 
-    from stock import keras_net
+    from .stock import keras_net
 
     body_plan, dec_plan = vae_plans(cfg)
     inp = keras.Input(tuple(cfg.image_shape))

@@ -5,8 +5,8 @@ Per backend: build, warm up, then time `--repeats` runs of `--steps` steps each 
 the median images/s with min/max. Input is random data of MNIST's shape, so no dataset is
 needed; the step is the same full D+G step that `fit` runs.
 
-    python benchmarks/throughput.py                      # both backends, 28x28x1, batch 128
-    python benchmarks/throughput.py --backends torch --compile
+    python -m benchmarks.throughput                      # both backends, 28x28x1, batch 128
+    python -m benchmarks.throughput --backends torch --compile
 
 benchmarks/frameworks.py measures more (every model, ours against idiomatic loops, sampling,
 FID extraction, GFLOP/s); both share benchmarks/_bench.py.
@@ -18,10 +18,8 @@ import json
 import os
 import statistics
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import run_child, timed  # noqa: E402
+from ._bench import run_child, timed
 
 
 def measure(backend: str, args: argparse.Namespace) -> dict:
@@ -75,7 +73,7 @@ def main() -> None:
           f"{args.repeats} x {args.steps} steps after {args.warmup} warm-up, cores {os.cpu_count()}")
     results = []
     for backend in args.backends.split(","):
-        r = run_child(__file__, ["--child", backend] + sys.argv[1:], args.threads)
+        r = run_child(__spec__.name, ["--child", backend] + sys.argv[1:], args.threads)
         if r is None:
             continue
         results.append(r)

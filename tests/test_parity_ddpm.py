@@ -2,7 +2,7 @@
 sampling API. Tolerances (float32): U-Net outputs 1e-4; one training step from the same
 state with t, the noise and the label-dropout mask fed from NumPy: loss, gradients
 (relative to each tensor's largest), updated weights and EMA weights 1e-4; a 10-step DDIM
-sample from the same x_T 1e-3. Measured errors: benchmarks/ddpm_report.py, docs/diffusion.md.
+sample from the same x_T 1e-3. Measured errors: benchmarks/parity_report.py --model ddpm, docs/diffusion.md.
 
 Each test model is tiny (base 8 channels) and each framework model is built once per module:
 TF spends most of a test's time tracing its tf.functions.
