@@ -1,11 +1,11 @@
-"""Test settings: offline, quiet, and both backends available.
+"""Test settings: offline, quiet, and both backends available; the shared fixtures.
+
+Plain helper functions are in tests/helpers.py (`from helpers import ...`).
 
 Both frameworks are test requirements (see requirements/cpu.txt): a missing one is an error,
 never a silent skip.
 """
 import os
-import subprocess
-import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"                 # hub calls fail fast
 os.environ["GAN_DIFFUSION_NO_DOWNLOAD"] = "1"      # nothing downloads during tests
@@ -23,25 +23,3 @@ BACKENDS = ("tf", "torch")
 def backends():
     """{"tf": Backend, "torch": Backend}"""
     return {name: gan_diffusion.get_backend(name) for name in BACKENDS}
-
-
-def small_dcgan(shape, **kw):
-    """Config overrides for a small, fast DCGAN used in tests."""
-    return {**dict(image_shape=shape, g_features=16, d_features=16, batch_size=8), **kw}
-
-
-def run_cli(*args, env=None, check=True, timeout=600):
-    """`python -m gan_diffusion ARGS` in a subprocess, as a user runs it.
-
-    Args:
-        env: the child's environment (default: this process's), TF_CPP_MIN_LOG_LEVEL=2 added.
-        check: raise AssertionError with the output's tail on a non-zero exit.
-    Returns:
-        the CompletedProcess (text stdout / stderr).
-    """
-    env = {**(os.environ if env is None else env), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out = subprocess.run([sys.executable, "-m", "gan_diffusion", *args], capture_output=True,
-                         text=True, env=env, timeout=timeout)
-    if check and out.returncode:
-        raise AssertionError(f"exit {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    return out

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 from PIL import Image
 
 SMALL = ["--set", "g_features=8", "--set", "d_features=8", "--batch-size", "32", "--limit", "128"]

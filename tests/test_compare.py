@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 # 2 seeds x 2 backends of a narrow DCGAN on 96 digits, 2 epochs: 4 subprocess runs.
 TINY = ["--models", "dcgan", "--dataset", "digits", "--limit", "96", "--epochs", "2",

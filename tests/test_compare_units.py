@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import small_dcgan
+from helpers import small_dcgan
 from scipy import stats
 
 from gan_diffusion.compare import quality

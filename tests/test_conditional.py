@@ -4,7 +4,7 @@ both backends, parity in both directions (1e-4, float32; float64 where a LeakyRe
 step is compared, see test_parity_wgan_gp.py)."""
 import numpy as np
 import pytest
-from conftest import small_dcgan
+from helpers import small_dcgan
 
 from gan_diffusion.errors import ConfigError
 from gan_diffusion.models.dcgan import dcgan_weight_shapes

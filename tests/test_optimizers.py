@@ -6,7 +6,7 @@ optimizers are written to do so. Tolerances: against the float64 NumPy reference
 """
 import numpy as np
 import pytest
-from conftest import small_dcgan
+from helpers import small_dcgan
 
 from gan_diffusion.errors import ConfigError
 from gan_diffusion.optim import optimizer_slots, reference_step

@@ -9,7 +9,7 @@ reads native state through get_weights() rather than round-tripping our own init
 """
 import numpy as np
 import pytest
-from conftest import small_dcgan
+from helpers import small_dcgan
 
 from gan_diffusion.backends import load_model
 from gan_diffusion.parity import (forward_errors, max_abs_diff, one_step, perturb_native,

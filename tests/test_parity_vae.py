@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.stats
-from conftest import small_dcgan  # noqa: F401  (keeps conftest import order)
 
 from gan_diffusion.data import as_model_batch
 from gan_diffusion.models.vae import (bernoulli_nll, gaussian_nll, kl_standard_normal,

@@ -12,7 +12,6 @@ docs/alignment.md, "Kink flips"). In float64 the round-off is 1e-16 and no unit 
 import numpy as np
 import pytest
 import scipy.stats
-from conftest import small_dcgan  # noqa: F401  (keeps conftest import order)
 
 from gan_diffusion.models.plan import convt_crop, same_pads
 from gan_diffusion.parity import forward_errors, one_step, perturb_native, transfer

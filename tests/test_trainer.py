@@ -1,7 +1,7 @@
 """Training loop, History, checkpoints, resume and data adapters, for both backends."""
 import numpy as np
 import pytest
-from conftest import small_dcgan
+from helpers import small_dcgan
 
 from gan_diffusion.checkpoint import load_checkpoint
 from gan_diffusion.data import ArrayDataset, batch_indices, load_dataset

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import run_cli, small_dcgan  # noqa: F401  (keeps conftest import order)
+from helpers import run_cli
 from PIL import Image
 
 from gan_diffusion.errors import ConfigError
