@@ -4,6 +4,10 @@ conftest.py). tests/ is on sys.path (pyproject: [tool.pytest.ini_options] python
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+TESTS_DIR = Path(__file__).resolve().parent   # tests/ (fixtures/ data lives here)
+REPO_ROOT = TESTS_DIR.parent                    # the repository: pyproject.toml, gan_diffusion/, scripts/
 
 
 def small_dcgan(shape, **kw):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO_ROOT
 from PIL import Image
 
 import gan_diffusion.data as data
@@ -26,7 +27,6 @@ from gan_diffusion.data import (ArrayDataset, DataError, batch_indices, center_c
                                 resolve_data_dir, sha256_file, steps_per_epoch, to_model_range,
                                 verify_file)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DIR = Path(os.environ["GAN_DIFFUSION_DATA_DIR"]) if os.environ.get("GAN_DIFFUSION_DATA_DIR") else None
 
 

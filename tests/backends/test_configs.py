@@ -4,10 +4,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO_ROOT, TESTS_DIR
 
 from gan_diffusion.configs import TrainConfig
 from gan_diffusion.errors import ConfigError
@@ -15,7 +15,7 @@ from gan_diffusion.models.ddpm import DDPMConfig, DDPMSchedulerConfig
 from gan_diffusion.registry import get_spec, list_models, make_config
 
 # to_dict() of every model's default config, written by gan_diffusion 0.1.0 (before TrainConfig)
-OLD = json.loads((Path(__file__).parent / "fixtures" / "configs_0.1.0.json").read_text())
+OLD = json.loads((TESTS_DIR / "fixtures" / "configs_0.1.0.json").read_text())
 GAN_BN = ("bn_momentum", "bn_epsilon")  # the GANs' BatchNorm fields now follow TrainConfig's
 
 
@@ -124,7 +124,7 @@ def test_test_extra_covers_every_third_party_test_import():
     import sys
     import tomllib
 
-    root = Path(__file__).parent.parent
+    root = REPO_ROOT
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
 
@@ -141,7 +141,7 @@ def test_test_extra_covers_every_third_party_test_import():
     installed = packages(project["dependencies"] + extras["test"])
     module_package = {"PIL": "pillow", "tensorflow": "tensorflow-cpu", "sklearn": "scikit-learn"}
     local = {"gan_diffusion", "conftest", "helpers"} | set(sys.stdlib_module_names)
-    imported = {m for f in (root / "tests").glob("*.py")
+    imported = {m for f in (root / "tests").rglob("*.py")
                 for m in re.findall(r"^\s*(?:from|import) ([A-Za-z_]\w*)", f.read_text(), re.M)}
     missing = {m for m in imported - local if module_package.get(m, m).lower() not in installed}
     assert not missing

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import REPO_ROOT
 
 from gan_diffusion.errors import ConfigError, UnknownNameError
 from gan_diffusion.models import classifiers as spec_mod
@@ -188,9 +189,8 @@ def test_shipped_weights_reach_the_accuracy_on_the_real_test_set(nets, name, spl
 def test_training_script_is_seeded_and_records_the_run(tmp_path):
     """Two tiny runs of scripts/train_feature_nets.py with the same seed write identical files."""
     import json
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "scripts" / "train_feature_nets.py"
+    script = REPO_ROOT / "scripts" / "train_feature_nets.py"
     shas = []
     for name in ("a", "b"):
         out = tmp_path / f"{name}.npz"
