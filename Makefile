@@ -25,7 +25,8 @@ demo: setup
 test: setup browser
 	HF_HUB_OFFLINE=1 GAN_DIFFUSION_NO_DOWNLOAD=1 $(BIN)/python -m pytest -q
 
-# Headless Chromium for tests/test_compare.py's report screenshot (Debian/Ubuntu `chromium`).
+# Headless Chromium for tests/compare/test_compare.py's report screenshot (Debian/Ubuntu
+# `chromium`).
 # Does nothing when it is installed; without apt or root the test skips (CI requires it).
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \

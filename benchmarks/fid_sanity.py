@@ -1,6 +1,7 @@
 """Print the FID sanity figures (real vs real, noise, blur, a class removed) as a markdown table.
 
-Uses gan_diffusion.metrics.sanity.fid_sanity, the function tests/test_fid_sanity.py asserts on.
+Uses gan_diffusion.metrics.sanity.fid_sanity, the function tests/metrics/test_fid_sanity.py
+asserts on.
 
     python -m benchmarks.fid_sanity --data-dir DATA [--extractor lenet-mnist] [--backend tf]
     python -m benchmarks.fid_sanity --data-dir DATA --extractor cnn-cifar10 --dataset cifar10

@@ -1,10 +1,10 @@
 """Print TF <-> PyTorch parity errors (max abs) in both directions, per model; for DDPM also
 our schedules and samplers against diffusers.
 
-The checks of the parity tests (tests/test_parity_*.py, and for DDPM tests/test_diffusion_core.py
-and tests/test_diffusers_adapter.py), printed as numbers instead of asserted. Each model is
-built on one backend, its weights perturbed (perturb_native), transferred to the other backend,
-and the two compared:
+The checks of the parity tests (tests/backends/test_parity_*.py, and for DDPM
+tests/backends/test_diffusion_core.py and tests/backends/test_diffusers_adapter.py), printed as
+numbers instead of asserted. Each model is built on one backend, its weights perturbed
+(perturb_native), transferred to the other backend, and the two compared:
 
   dcgan, wgan-gp  forward outputs (eval and training mode, BatchNorm statistics), then `--steps`
                   training steps, each from the same state (weights + optimizer state) on the

@@ -11,7 +11,7 @@ the written weights (pin it in models/classifiers.py). Weights are written atomi
                                                     # time one epoch on a subset first
 
 PyTorch is used because it is the faster backend on this CPU; the weights are canonical, so
-both backends load them (tests/test_classifiers.py checks the TF/torch agreement).
+both backends load them (tests/metrics/test_classifiers.py checks the TF/torch agreement).
 """
 from __future__ import annotations
 

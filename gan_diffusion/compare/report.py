@@ -1,6 +1,6 @@
 """One self-contained HTML page: context, tables and figures (PNG embedded as base64 data
 URIs, CSS inline, no scripts and no external resources), readable offline and in a browser
-screenshot (tests/test_compare.py renders it in headless Chromium)."""
+screenshot (tests/compare/test_compare.py renders it in headless Chromium)."""
 from __future__ import annotations
 
 import base64

@@ -164,8 +164,8 @@ def default_backend() -> str:
     torch first because it reads the official Inception .pth natively (TF needs torch or a
     converted .npz for it) and imports faster (~1.6 s vs ~3.7 s); TF extracts the small networks'
     features faster once loaded (docs/feature_nets.md). The features agree between backends
-    to ~1e-6 relative (tests/test_classifiers.py, tests/test_inception.py), so scores do not
-    depend on the choice.
+    to ~1e-6 relative (tests/metrics/test_classifiers.py, tests/metrics/test_inception.py), so
+    scores do not depend on the choice.
     """
     from gan_diffusion.backends import available_backends
 

@@ -4,7 +4,7 @@
 2. The score rises monotonically with the strength of added Gaussian noise, and of blur.
 3. A sample with one class removed scores worse than a sample of the full set (same size).
 
-`fid_sanity` computes all the figures; tests/test_fid_sanity.py asserts the properties and
+`fid_sanity` computes all the figures; tests/metrics/test_fid_sanity.py asserts the properties and
 benchmarks/fid_sanity.py prints them (docs/metrics.md quotes them).
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@
     sigma = eta sqrt((1 - abar_{t'}) / (1 - abar_t)) sqrt(1 - abar_t / abar_{t'})
     (Song et al. 2021, eq. 12 and 16; eta = 0 is deterministic, eta = 1 is DDPM's variance)
 
-Matches diffusers' DDIMScheduler (tests/test_diffusion_core.py) except one deliberate
+Matches diffusers' DDIMScheduler (tests/backends/test_diffusion_core.py) except one deliberate
 difference: diffusers' DDIM takes t' = t - T // n whatever the spacing, which for "linspace"
 is not the next visited timestep; we always step to the next visited timestep (as diffusers'
 DDPMScheduler does).

@@ -8,7 +8,7 @@
 
 With all T steps, t' = t - 1 and c0, c1, sigma^2 are the schedule's posterior_mean_coef1,
 posterior_mean_coef2 and posterior_variance (Ho et al. 2020, eq. 7). Matches diffusers'
-DDPMScheduler (tests/test_diffusion_core.py).
+DDPMScheduler (tests/backends/test_diffusion_core.py).
 """
 from __future__ import annotations
 

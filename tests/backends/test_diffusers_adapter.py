@@ -4,7 +4,7 @@ equals diffusers' own DDIMPipeline / DDPMPipeline for the same x_T and step nois
 
 Tolerance 2e-4 on images in [0, 1] (the pipelines' output): the network calls are identical,
 the difference is diffusers' float32 scheduler coefficients against our float64 ones
-(tests/test_diffusion_core.py); measured 5e-5 (DDIM, 10 steps), 2e-6 (DDPM, 20 steps).
+(tests/backends/test_diffusion_core.py); measured 5e-5 (DDIM, 10 steps), 2e-6 (DDPM, 20 steps).
 """
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """Bad input, as a hostile new user gives it: exit code 2, one line naming the problem and
 the fix, no traceback, and nothing half-written. The CLI runs in this process (cli.main);
-tests/test_cli.py checks the same contract in real subprocesses."""
+tests/cli/test_cli.py checks the same contract in real subprocesses."""
 import gzip
 import json
 import os

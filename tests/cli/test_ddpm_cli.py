@@ -1,6 +1,6 @@
 """`gan-diffusion train --model ddpm` and `sample --steps/--sampler/--guidance` end to end
-(torch; the TF path of the same code is covered by tests/test_parity_ddpm.py). Training runs
-in a subprocess, the sample commands in-process through `gan_diffusion.cli.main`."""
+(torch; the TF path of the same code is covered by tests/backends/test_parity_ddpm.py).
+Training runs in a subprocess, the sample commands in-process through `gan_diffusion.cli.main`."""
 import json
 import os
 import subprocess
@@ -26,7 +26,8 @@ def train(*args):
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
-    """Tiny nets: threads only add synchronisation on shared cores (tests/test_parity_ddpm.py)."""
+    """Tiny nets: threads only add synchronisation on shared cores
+    (tests/backends/test_parity_ddpm.py)."""
     import torch
 
     threads = torch.get_num_threads()

@@ -244,7 +244,7 @@ def test_compare_package_imports_no_framework():
 
 class _StubModel:
     """Stands in for a VAE (evaluate -> neg_elbo) and a diffusion model (trajectory): models
-    plug in through compare/models.py alone (the real ones run in tests/test_compare.py)."""
+    plug in through compare/models.py alone (the real ones run in tests/compare/test_compare.py)."""
 
     def __init__(self, shift):
         self.shift = shift
