@@ -26,7 +26,7 @@ import numpy as np
 
 from gan_diffusion.protocols import EpochStats, History
 from gan_diffusion.utils import faults
-from gan_diffusion.utils.io import atomic_write_json
+from gan_diffusion.utils.io import write_json_if_changed
 
 GRID_SEED, GRID_N = 0, 64
 VAE_EVAL_MAX = 10000          # images the VAE is evaluated on after every epoch
@@ -45,6 +45,7 @@ class RunContext:
     records: dict[str, Any]            # per-epoch records committed with the checkpoint
     log: IO[str] | None = None
     backend_package: str = ""          # "gan_diffusion.tf_backend" / ".torch_backend"
+    committed_epoch: int = 0           # the epoch checkpoints/latest.npz holds
 
     @property
     def checkpoint(self) -> Path:
@@ -75,16 +76,19 @@ class Checkpoint(Callback):
     def on_epoch_end(self, run: RunContext, stats: EpochStats) -> None:
         faults.point("epoch-trained")
         run.model.save(run.checkpoint, run=run.committed())
+        run.committed_epoch = stats.epoch
         faults.point("checkpoint-committed")
         write_derived(run)
         faults.point("history-written")
 
 
-def write_derived(run: RunContext) -> None:
-    """history.json and eval.json from what the checkpoint holds."""
-    run.history.save(run.out / "history.json")
+def write_derived(run: RunContext) -> list[str]:
+    """history.json and eval.json from what the checkpoint holds; a file that already holds
+    it is left untouched. Returns the names of the files written."""
+    derived = {"history.json": run.history.to_dict()}
     if "eval" in run.records:
-        atomic_write_json(run.out / "eval.json", run.records["eval"])
+        derived["eval.json"] = run.records["eval"]
+    return [name for name, data in derived.items() if write_json_if_changed(run.out / name, data)]
 
 
 class SampleGrid(Callback):

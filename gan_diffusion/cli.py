@@ -237,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     except (GanDiffusionError, ValueError, FileNotFoundError) as exc:
         print(f"gan-diffusion: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path that may not be read or written, a full disk, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"gan-diffusion: error: {where}{exc.strerror or exc}; check the path, its "
+              "permissions and the free space", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

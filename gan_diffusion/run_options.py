@@ -92,7 +92,12 @@ def validate(opts: RunOptions) -> RunOptions:
         raise ConfigError(f"--color-mode must be L (grey) or RGB, got {opts.color_mode!r}")
     parse_set(opts.set)
     out = Path(opts.out)
-    if out.exists() and not out.is_dir():
+    try:
+        is_file = out.exists() and not out.is_dir()
+    except OSError as exc:   # e.g. a parent folder that may not be read, a name too long
+        raise GanDiffusionError(f"cannot use --out {out} ({exc.strerror}); choose a folder path "
+                                "you may write") from None
+    if is_file:
         raise GanDiffusionError(f"--out {out} is an existing file, not a folder; choose a folder path")
     return opts
 
@@ -146,8 +151,15 @@ def conflicts(given: RunOptions, base: RunOptions, record: dict[str, Any], may_d
             mine = canonical_backend_name(mine)
         if mine != theirs and not (name == "dataset" and str(mine).lower() == str(theirs).lower()):
             flag = f"--{name.replace('_', '-')}"
-            found.append(f"{flag} {mine} (recorded: {theirs})")
+            found.append(f"{flag} {_shown(mine)} (recorded: {_shown(theirs)})")
     return found
+
+
+def _shown(value: Any) -> str:
+    """An option's value in a message: on/off for flags, "not given" for None."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "not given (the default)" if value is None else str(value)
 
 
 def resolve(given: RunOptions) -> tuple[RunOptions, dict[str, Any] | None]:
@@ -165,6 +177,9 @@ def resolve(given: RunOptions) -> tuple[RunOptions, dict[str, Any] | None]:
                    "drop them to repeat the recorded run, or start a new run without --rerun")
             raise ConfigError(f"{what} takes every option from the record {path}, but the command "
                               f"line differs: {'; '.join(differ)}. {fix[0].upper()}{fix[1:]}")
+        recorded_dir = record.get("data", {}).get("data_dir")
+        if how["data_dir"] is None and recorded_dir and Path(recorded_dir).is_dir():
+            how["data_dir"] = recorded_dir   # not given: where the recorded run found its data
         epochs = given.epochs if given.resume and given.epochs is not None else base.epochs
         return dataclasses.replace(base, epochs=epochs or DEFAULTS["epochs"], **how), record
     filled = {k: DEFAULTS[k] for k in DEFAULTS if getattr(given, k) is None}

@@ -31,7 +31,7 @@ from gan_diffusion.callbacks import RunContext, SampleGrid, default_callbacks, v
 from gan_diffusion.errors import ConfigError, DivergenceError, GanDiffusionError
 from gan_diffusion.protocols import History
 from gan_diffusion.run_options import CONFIG_FLAGS, RECORDED, RunOptions, parse_set, resolve, validate
-from gan_diffusion.utils.io import TMP_SUFFIX, atomic_write_json, remove_stale_temp_files
+from gan_diffusion.utils.io import TMP_SUFFIX, atomic_write_json, atomic_write_text, remove_stale_temp_files
 from gan_diffusion.utils.runlock import describe, run_lock
 
 __all__ = ["RunOptions", "train_run"]
@@ -97,11 +97,18 @@ def _train(given: RunOptions, lock: Any) -> RunContext:
     if remaining <= 0:
         print(f"nothing to do: {out} already has {run.model.epoch} epoch(s) (--epochs {opts.epochs})")
         return run
+    previous = (out / "config.json").read_text() if opts.resume else None
     atomic_write_json(out / "config.json", new_record(opts, source, run, backend, rng, current))
     print(f"training {opts.model} on {data.name} ({len(data)} images {data.image_shape}; "
           f"{data.description}) with backend {backend.name}, threads {current['threads']}, "
           f"epochs {run.model.epoch + 1}..{opts.epochs} -> {out}", flush=True)
-    fit(run, default_callbacks(run.model, eval_data, bool(opts.tensorboard)), remaining, opts.progress)
+    start = run.committed_epoch
+    try:
+        fit(run, default_callbacks(run.model, eval_data, bool(opts.tensorboard)), remaining, opts.progress)
+    except BaseException:
+        if previous is not None and run.committed_epoch == start:
+            atomic_write_text(out / "config.json", previous)  # a resume that committed nothing
+        raise                                                 # leaves the record as it was
     return run
 
 
@@ -254,11 +261,10 @@ def restore(run: RunContext) -> None:
     if epochs != list(range(1, run.model.epoch + 1)):
         raise GanDiffusionError(f"{run.checkpoint} is at epoch {run.model.epoch} but its history has "
                                 f"epochs {epochs}; the record is damaged: start the run again")
-    stale = {p.name for p in (run.out / "history.json", run.out / "eval.json") if p.exists()}
-    before = {n: (run.out / n).read_text() for n in stale}
-    write_derived(run)
-    for name in sorted(stale):
-        if (run.out / name).read_text() != before[name]:
+    run.committed_epoch = run.model.epoch
+    existed = {name for name in ("history.json", "eval.json") if (run.out / name).exists()}
+    for name in write_derived(run):   # only those that differ: a no-op resume rewrites nothing
+        if name in existed:
             print(f"note: {name} lagged behind the checkpoint (epoch {run.model.epoch}); rewritten from it")
     if run.model.epoch and not SampleGrid.path(run, run.model.epoch).exists():
         SampleGrid().write(run, run.model.epoch)

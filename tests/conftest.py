@@ -23,3 +23,17 @@ BACKENDS = ("tf", "torch")
 def backends():
     """{"tf": Backend, "torch": Backend}"""
     return {name: gan_diffusion.get_backend(name) for name in BACKENDS}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch at one intra-op thread for a module (`pytestmark =
+    pytest.mark.usefixtures("one_torch_thread")`). Tiny nets gain nothing from threads; on
+    shared cores torch's 2-thread barrier made a 16x16 U-Net call 60x slower (0.34 s vs 6 ms)
+    while other jobs ran."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -67,6 +67,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
+def _json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     """Write JSON (indented, sorted keys) to `path` atomically."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_text(path, _json_text(data))
+
+
+def write_json_if_changed(path: str | os.PathLike, data: Any) -> bool:
+    """`atomic_write_json`, unless `path` already holds exactly that text (then the file is
+    not touched: same inode, same mtime). Returns whether it was written."""
+    text = _json_text(data)
+    try:
+        if Path(path).read_text() == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+    return True

@@ -25,16 +25,7 @@ SHAPES = {  # (image shape, overrides): 28 -> 14 -> 7 with attention at 7; RGB 3
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny nets gain nothing from threads; on shared cores torch's 2-thread barrier made a
-    16x16 U-Net call 60x slower (0.34 s vs 6 ms) while other jobs ran."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tiny nets (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

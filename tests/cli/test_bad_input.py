@@ -72,6 +72,9 @@ def test_out_is_a_file_or_cannot_be_created(capsys, tmp_path):
     assert "is an existing file, not a folder" in fails(capsys, "train", *TINY, "--out", f)
     assert "cannot create the run folder" in fails(capsys, "train", *TINY, "--out", f / "sub")
     assert f.read_text() == "x"
+    long = tmp_path / ("n" * 300)                       # the OS refuses even to look it up
+    assert "cannot use --out" in fails(capsys, "train", *TINY, "--out", long)
+    assert "File name too long" in fails(capsys, "sample", "--run", long, "--out", tmp_path / "g.png")
 
 
 def test_unwritable_checkpoints_found_before_training(capsys, tmp_path):

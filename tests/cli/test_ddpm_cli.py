@@ -2,12 +2,10 @@
 (torch; the TF path of the same code is covered by tests/backends/test_parity_ddpm.py).
 Training runs in a subprocess, the sample commands in-process through `gan_diffusion.cli.main`."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli
 from PIL import Image
 
 from gan_diffusion.cli import main
@@ -17,23 +15,10 @@ TINY = ["--set", "base_channels=8", "--set", "norm_groups=4", "--set", "sample_s
 
 
 def train(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out = subprocess.run([sys.executable, "-m", "gan_diffusion", "train", *args], capture_output=True,
-                         text=True, env=env, timeout=600)
-    assert out.returncode == 0, f"{out.stdout}\n{out.stderr[-3000:]}"
-    return out
+    return run_cli("train", *args)   # a subprocess, as a user runs it (tests/helpers.py)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny nets: threads only add synchronisation on shared cores
-    (tests/backends/test_parity_ddpm.py)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tiny nets (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -58,18 +58,28 @@ def test_resume_takes_every_option_from_the_record(run2, capsys):
     assert [e["epoch"] for e in meta["run"]["history"]["epochs"]] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("flag,value,message", [
-    ("--limit", 100, "--limit 100 (recorded: 64)"),
-    ("--dataset", "mnist", "--dataset mnist (recorded: digits)"),
-    ("--batch-size", 16, "--batch-size 16 (recorded: 32)"),
-    ("--backend", "tf", "--backend tf (recorded: torch)"),
-    ("--model", "vae", "--model vae (recorded: dcgan)"),
-    ("--seed", 3, "--seed 3 (recorded: 0)"),
-    ("--set", "g_features=16", "--set g_features=16 (recorded: 8)"),
+@pytest.mark.parametrize("args,message", [
+    (["--limit", 100], "--limit 100 (recorded: 64)"),
+    (["--dataset", "mnist"], "--dataset mnist (recorded: digits)"),
+    (["--batch-size", 16], "--batch-size 16 (recorded: 32)"),
+    (["--backend", "tf"], "--backend tf (recorded: torch)"),
+    (["--model", "vae"], "--model vae (recorded: dcgan)"),
+    (["--seed", 3], "--seed 3 (recorded: 0)"),
+    (["--set", "g_features=16"], "--set g_features=16 (recorded: 8)"),
+    (["--threads", 1], "--threads 1 (recorded: not given (the default))"),
+    (["--learning-rate", 0.1], "--learning-rate 0.1 (recorded: 0.0002)"),
+    (["--optimizer", "sgd"], "--optimizer sgd (recorded: adam)"),
+    (["--image-size", 32], "--image-size 32 (recorded: not given (the default))"),
+    (["--split", "test"], "--split test (recorded: train)"),
+    (["--color-mode", "RGB"], "--color-mode RGB (recorded: not given (the default))"),
+    (["--conditional"], "--conditional on (recorded: off)"),
+    (["--native-rng"], "--native-rng on (recorded: off)"),
+    (["--tensorboard"], "--tensorboard on (recorded: off)"),
+    (["--init", "x.npz"], "--init x.npz (recorded: not given (the default))"),
 ])
-def test_resume_refuses_a_conflicting_option(run2, capsys, flag, value, message):
+def test_resume_refuses_a_conflicting_option(run2, capsys, args, message):
     before = (run2 / "config.json").read_bytes()
-    code, out, err = train("--out", run2, "--resume", "--epochs", 3, flag, value, capsys=capsys)
+    code, out, err = train("--out", run2, "--resume", "--epochs", 3, *args, capsys=capsys)
     assert code == 2 and message in err and "Only --epochs" in err
     assert (run2 / "config.json").read_bytes() == before and epochs_of(run2) == [1, 2]
 
@@ -81,10 +91,14 @@ def test_resume_accepts_options_equal_to_the_record(run2, capsys):
 
 
 def test_resume_that_trains_nothing_writes_nothing(run2, capsys):
-    before = {p: p.read_bytes() for p in run2.rglob("*") if p.is_file()}
+    def files():  # contents, and inode and mtime: a rewrite with the same bytes counts too
+        return {p: (p.read_bytes(), p.stat().st_ino, p.stat().st_mtime_ns)
+                for p in run2.rglob("*") if p.is_file() and p.name != ".lock"}
+
+    before = files()
     code, out, _ = train("--out", run2, "--resume", "--epochs", 2, capsys=capsys)
     assert code == 0 and "nothing to do" in out
-    assert {p: p.read_bytes() for p in run2.rglob("*") if p.is_file()} == before
+    assert files() == before
 
 
 def test_resume_refuses_other_versions_unless_allowed(run2, capsys):
@@ -97,6 +111,12 @@ def test_resume_refuses_other_versions_unless_allowed(run2, capsys):
                          capsys=capsys)
     assert code == 0, err
     assert record(run2)["sessions"][-1]["versions"]["numpy"] == np.__version__  # told, not hidden
+    rec = record(run2)
+    rec["versions"]["numpy"] = "0.0.1"        # a rerun compares with the record's own versions
+    (run2 / "other.json").write_text(json.dumps(rec))
+    code, _, err = train("--rerun", run2 / "other.json", "--out", run2.parent / "b", capsys=capsys)
+    assert code == 2 and f"numpy {np.__version__} (recorded: 0.0.1)" in err
+    assert not (run2.parent / "b").exists()
 
 
 def test_resume_of_a_vae_run_needs_no_model_flag(tmp_path, capsys):
@@ -116,6 +136,33 @@ def _folder_dataset(root, n=8):
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.full((28, 28), 20 * i, np.uint8)).save(d / f"{i}.png")
     return f"folder:{root}"
+
+
+def test_resume_of_a_folder_run_needs_no_dataset_flag(tmp_path, capsys):
+    data = _folder_dataset(tmp_path / "data")             # not the default data set (digits)
+    run = tmp_path / "run"
+    assert train("--backend", "torch", "--dataset", data, "--batch-size", 4, "--set", "g_features=8",
+                 "--set", "d_features=8", "--epochs", 1, "--no-progress", "--out", run,
+                 capsys=capsys)[0] == 0
+    code, out, err = train("--out", run, "--resume", "--epochs", 2, capsys=capsys)
+    assert code == 0, err
+    assert f"on {data} (8 images" in out and epochs_of(run) == [1, 2]
+    assert record(run)["data"]["name"] == data and record(run)["options"]["batch_size"] == 4
+
+
+def test_resume_and_rerun_find_the_data_where_the_record_says(tmp_path, monkeypatch):
+    from gan_diffusion.run_options import RunOptions, resolve
+
+    monkeypatch.setenv("GAN_DIFFUSION_DATA_DIR", str(tmp_path / "elsewhere"))
+    rec = {"model": "dcgan", "options": {"dataset": "mnist", "epochs": 1}, "data": {"data_dir": str(tmp_path)}}
+    (tmp_path / "config.json").write_text(json.dumps(rec))
+    assert resolve(RunOptions(out=str(tmp_path), resume=True))[0].data_dir == str(tmp_path)
+    assert resolve(RunOptions(out="b", rerun=str(tmp_path / "config.json")))[0].data_dir == str(tmp_path)
+    given = RunOptions(out=str(tmp_path), resume=True, data_dir="/data")   # --data-dir wins
+    assert resolve(given)[0].data_dir == "/data"
+    rec["data"]["data_dir"] = str(tmp_path / "gone")         # not on this machine: the default
+    (tmp_path / "config.json").write_text(json.dumps(rec))
+    assert resolve(RunOptions(out=str(tmp_path), resume=True))[0].data_dir is None
 
 
 def test_rerun_repeats_exactly_or_refuses(tmp_path, capsys):
@@ -181,6 +228,21 @@ def test_one_writer_per_run_folder(tmp_path, capsys):
             assert inner is lock
 
 
+def test_compare_respects_the_lock_of_its_folder(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code = cli.main(["compare", "--models", "dcgan", "--backends", "torch", "--seeds", "1",
+                         "--epochs", "1", "--limit", "64", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and f"pid {holder.pid}" in err and "another process" in err
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]   # nothing written
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(run2, capsys, monkeypatch):
     from gan_diffusion.torch_backend.dcgan import DCGAN
 
@@ -192,12 +254,14 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(run2, capsys, monke
 
     monkeypatch.setattr(DCGAN, "train_step", diverging)
     before = (run2 / "checkpoints" / "latest.npz").read_bytes()
+    record_before = (run2 / "config.json").read_bytes()
     code, _, err = train("--out", run2, "--resume", "--epochs", 4, capsys=capsys)
     assert code == 1
     assert "d_loss = nan at step 6 (epoch 3, batch 2 of 2)" in err
     assert "last good checkpoint (epoch 2) is kept" in err and "Traceback" not in err
     assert (run2 / "checkpoints" / "latest.npz").read_bytes() == before
     assert epochs_of(run2) == [1, 2]
+    assert (run2 / "config.json").read_bytes() == record_before   # no session that committed nothing
 
 
 # Every point an epoch's commit passes (gan_diffusion/callbacks.py, utils/faults.py).
