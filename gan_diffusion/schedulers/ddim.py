@@ -4,10 +4,12 @@
     sigma = eta sqrt((1 - abar_{t'}) / (1 - abar_t)) sqrt(1 - abar_t / abar_{t'})
     (Song et al. 2021, eq. 12 and 16; eta = 0 is deterministic, eta = 1 is DDPM's variance)
 
-Matches diffusers' DDIMScheduler (tests/backends/test_diffusion_core.py) except one deliberate
-difference: diffusers' DDIM takes t' = t - T // n whatever the spacing, which for "linspace"
-is not the next visited timestep; we always step to the next visited timestep (as diffusers'
-DDPMScheduler does).
+eps and x_0^ come from the model output per `prediction_type` (base.py). Matches diffusers'
+DDIMScheduler (tests/backends/test_diffusion_core.py, tests/sd/test_sd_schedulers.py) except one
+deliberate difference: diffusers' DDIM takes t' = t - T // n whatever the spacing, which for
+"linspace" (and "trailing" when n does not divide T) is not the next visited timestep; we
+always step to the next visited timestep (as diffusers' DDPMScheduler and keras-cv's Stable
+Diffusion loop do). For "leading" (SD's configs) the two are the same.
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ class DDIMScheduler(SchedulerBase):
         eta: 0 for the deterministic sampler, 1 for DDPM-like noise.
         use_clipped_model_output: recompute eps from the clipped x_0^ (diffusers' option).
         clip_sample, clip_range, timestep_spacing, steps_offset: as for DDPMScheduler.
+        set_alpha_to_one: abar after the last step is 1 (True, diffusers' DDIM default) or
+            abar_0 (False, as in SD's scheduler configs).
+        prediction_type: "epsilon", "v_prediction" (SD 2.x 768 px) or "sample".
 
     Example:
         >>> s = DDIMScheduler(make_schedule("linear"))
@@ -35,11 +40,13 @@ class DDIMScheduler(SchedulerBase):
 
     def __init__(self, schedule: NoiseSchedule, eta: float = 0.0, use_clipped_model_output: bool = False,
                  clip_sample: bool = True, clip_range: float = 1.0,
-                 timestep_spacing: str = "leading", steps_offset: int = 0):
+                 timestep_spacing: str = "leading", steps_offset: int = 0, *,
+                 set_alpha_to_one: bool = True, prediction_type: str = "epsilon"):
         if not eta >= 0:
             raise ConfigError(f"DDIM eta must be >= 0, got {eta!r}")
         self.eta, self.use_clipped_model_output = float(eta), bool(use_clipped_model_output)
-        super().__init__(schedule, clip_sample, clip_range, timestep_spacing, steps_offset)
+        super().__init__(schedule, clip_sample, clip_range, timestep_spacing, steps_offset,
+                         set_alpha_to_one=set_alpha_to_one, prediction_type=prediction_type)
 
     def sigma(self, t: int) -> float:
         """eta * sqrt((1 - abar_{t'}) / (1 - abar_t) * (1 - abar_t / abar_{t'}))."""
@@ -53,8 +60,8 @@ class DDIMScheduler(SchedulerBase):
              variance_noise: np.ndarray | None = None) -> StepOutput:
         """One DDIM step from x_t to x_{t'} (arguments as DDPMScheduler.step; noise iff eta > 0)."""
         a_t, a_prev = self.alphas(t)
-        x0 = self.predict_x0(model_output, t, sample)
-        eps = model_output
+        x0, eps = self._x0_eps(model_output, a_t, sample)
+        x0 = self._clip(x0)
         if self.use_clipped_model_output:
             eps = (sample - a_t ** 0.5 * x0) / (1 - a_t) ** 0.5
         sigma = self.sigma(t)

@@ -7,8 +7,9 @@
             = beta'_t                                  ("fixed_large")
 
 With all T steps, t' = t - 1 and c0, c1, sigma^2 are the schedule's posterior_mean_coef1,
-posterior_mean_coef2 and posterior_variance (Ho et al. 2020, eq. 7). Matches diffusers'
-DDPMScheduler (tests/backends/test_diffusion_core.py).
+posterior_mean_coef2 and posterior_variance (Ho et al. 2020, eq. 7). x_0^ comes from the
+model output per `prediction_type` (base.py). Matches diffusers' DDPMScheduler
+(tests/backends/test_diffusion_core.py, tests/sd/test_sd_schedulers.py).
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ class DDPMScheduler(SchedulerBase):
         variance_type: "fixed_small" (posterior variance beta~_t) or "fixed_large" (beta_t).
         clip_sample, clip_range: clip x_0^ to [-clip_range, clip_range].
         timestep_spacing, steps_offset: how `set_timesteps` picks timesteps.
+        set_alpha_to_one: abar after the last step is 1 (True; diffusers' DDPM has no such
+            option and always uses 1) or abar_0.
+        prediction_type: "epsilon", "v_prediction" or "sample".
 
     Example:
         >>> s = DDPMScheduler(make_schedule("linear"))          # all 1000 steps
@@ -37,12 +41,14 @@ class DDPMScheduler(SchedulerBase):
 
     def __init__(self, schedule: NoiseSchedule, variance_type: str = "fixed_small",
                  clip_sample: bool = True, clip_range: float = 1.0,
-                 timestep_spacing: str = "leading", steps_offset: int = 0):
+                 timestep_spacing: str = "leading", steps_offset: int = 0, *,
+                 set_alpha_to_one: bool = True, prediction_type: str = "epsilon"):
         if variance_type not in VARIANCE_TYPES:
             raise ConfigError(f"unknown variance_type {variance_type!r}; choose one of "
                               f"{', '.join(VARIANCE_TYPES)}")
         self.variance_type = variance_type
-        super().__init__(schedule, clip_sample, clip_range, timestep_spacing, steps_offset)
+        super().__init__(schedule, clip_sample, clip_range, timestep_spacing, steps_offset,
+                         set_alpha_to_one=set_alpha_to_one, prediction_type=prediction_type)
 
     def coefficients(self, t: int) -> tuple[float, float, float]:
         """(c0, c1, sigma^2): x_{t'} = c0 x_0^ + c1 x_t + sigma z."""
@@ -61,7 +67,8 @@ class DDPMScheduler(SchedulerBase):
         """One ancestral step from x_t to x_{t'}.
 
         Args:
-            model_output: predicted noise eps, the shape of `sample`.
+            model_output: the network's output (eps, v or x_0 per prediction_type), the shape
+                of `sample`.
             t: current timestep (one of `self.timesteps`).
             sample: x_t (N, H, W, C) (any shape; NumPy, any float dtype, kept).
             variance_noise: z ~ N(0, I), required when t > 0.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gan_diffusion.errors import ConfigError
-from gan_diffusion.schedulers.base import NoiseFn, Predict, StepOutput
+from gan_diffusion.schedulers.base import NoiseFn, Predict, SchedulerBase, StepOutput
 from gan_diffusion.schedulers.ddim import DDIMScheduler
 from gan_diffusion.schedulers.ddpm import DDPMScheduler
 from gan_diffusion.schedulers.schedules import NoiseSchedule
@@ -45,16 +45,17 @@ def make_scheduler(name: str, schedule: NoiseSchedule, steps: int | None = None,
     return scheduler
 
 
-def denoise(predict: Predict, scheduler: DDPMScheduler | DDIMScheduler, x: np.ndarray,
+def denoise(predict: Predict, scheduler: SchedulerBase, x: np.ndarray,
             noise_fn: NoiseFn | None = None, progress: bool | None = None,
             callback: Callable[[int, int, StepOutput], None] | None = None) -> np.ndarray:
     """Run a scheduler from x_T to x_0.
 
     Args:
-        predict: the network call, predict(x_t, t) -> eps (NumPy, the shape of x_t); t is an
-            int64 array (N,) holding the current timestep.
-        scheduler: a DDPMScheduler or DDIMScheduler with its timesteps set.
-        x: x_T (N, H, W, C), NumPy float.
+        predict: the network call, predict(x_t, t) -> model output (NumPy, the shape of x_t);
+            t is an array (N,) holding the current timestep (int64; float64 for Euler), x_t is
+            scheduler.scale_model_input(x, t) (x itself except for Euler).
+        scheduler: any scheduler here with its timesteps freshly set (PNDM keeps a history).
+        x: the start sample (N, H, W, C), NumPy float: x_T * scheduler.init_noise_sigma.
         noise_fn: noise_fn(i, shape) gives the variance noise of step i (0-based); asked only
             at steps that add noise, so a counter-based stream gives the same draws whatever
             the scheduler.
@@ -73,8 +74,8 @@ def denoise(predict: Predict, scheduler: DDPMScheduler | DDIMScheduler, x: np.nd
     bar = tqdm(scheduler.timesteps, desc=f"{type(scheduler).__name__[:4].lower()} sampling",
                leave=False, disable=None if progress is None else not progress)
     for i, t in enumerate(bar):
-        t = int(t)
-        eps = predict(x, np.full(n, t, np.int64))
+        t = t.item()                           # int, or float for Euler
+        eps = predict(scheduler.scale_model_input(x, t), np.full(n, t, scheduler.timesteps.dtype))
         noise = None
         if scheduler.needs_noise(t):
             if noise_fn is None:

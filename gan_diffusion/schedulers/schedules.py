@@ -5,11 +5,13 @@ beta_t I), so that in closed form
 
     x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps,   abar_t = prod_{s <= t} (1 - beta_s),  eps ~ N(0, I)
 
-Two beta schedules (timesteps are 0-based, t = 0 .. T-1, as in diffusers):
+Three beta schedules (timesteps are 0-based, t = 0 .. T-1, as in diffusers):
 
-    linear  beta_t = linspace(1e-4, 0.02, T)                      (Ho et al. 2020)
-    cosine  abar(t) = cos^2((t/T + s) / (1 + s) * pi/2), s = 0.008;  (Nichol & Dhariwal 2021)
-            beta_t = min(1 - abar((t+1)/T) / abar(t/T), 0.999)     (diffusers' "squaredcos_cap_v2")
+    linear         beta_t = linspace(1e-4, 0.02, T)                      (Ho et al. 2020)
+    cosine         abar(t) = cos^2((t/T + s) / (1 + s) * pi/2), s = 0.008;  (Nichol & Dhariwal 2021)
+                   beta_t = min(1 - abar((t+1)/T) / abar(t/T), 0.999)     (diffusers' "squaredcos_cap_v2")
+    scaled_linear  beta_t = linspace(sqrt(0.00085), sqrt(0.012), T)^2      (latent / Stable Diffusion,
+                                                                           Rombach et al. 2022)
 
 Everything is float64; schedulers cast to the model's dtype where they meet the images.
 """
@@ -23,7 +25,9 @@ import numpy as np
 
 from gan_diffusion.errors import ConfigError
 
-SCHEDULES = ("linear", "cosine")
+SCHEDULES = ("linear", "cosine", "scaled_linear")
+# (beta_start, beta_end) when make_schedule is not given them
+DEFAULT_BETAS = {"linear": (1e-4, 0.02), "scaled_linear": (0.00085, 0.012)}
 
 
 def linear_betas(timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> np.ndarray:
@@ -34,6 +38,17 @@ def linear_betas(timesteps: int = 1000, beta_start: float = 1e-4, beta_end: floa
         [0.0001, 0.02]
     """
     return np.linspace(beta_start, beta_end, timesteps, dtype=np.float64)
+
+
+def scaled_linear_betas(timesteps: int = 1000, beta_start: float = 0.00085,
+                        beta_end: float = 0.012) -> np.ndarray:
+    """Stable Diffusion's schedule: (T,) betas, linear in sqrt(beta) from beta_start to beta_end.
+
+    Example:
+        >>> scaled_linear_betas()[[0, -1]].round(6).tolist()
+        [0.00085, 0.012]
+    """
+    return np.linspace(beta_start ** 0.5, beta_end ** 0.5, timesteps, dtype=np.float64) ** 2
 
 
 def cosine_betas(timesteps: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
@@ -140,16 +155,21 @@ class NoiseSchedule:
                 self.sqrt_one_minus_alphas_cumprod[t].reshape(shape))
 
 
-def make_schedule(name: str = "linear", timesteps: int = 1000, beta_start: float = 1e-4,
-                  beta_end: float = 0.02) -> NoiseSchedule:
-    """The named schedule ("linear" or "cosine"; beta_start/end apply to linear only).
+def make_schedule(name: str = "linear", timesteps: int = 1000, beta_start: float | None = None,
+                  beta_end: float | None = None) -> NoiseSchedule:
+    """The named schedule ("linear", "cosine" or "scaled_linear"). beta_start/end apply to the
+    linear ones; by default 1e-4/0.02 for "linear" and SD's 0.00085/0.012 for "scaled_linear".
 
     Example:
         >>> make_schedule("cosine").alphas_cumprod[-1] < 1e-8
         True
     """
-    if name == "linear":
-        return NoiseSchedule(name, linear_betas(timesteps, beta_start, beta_end))
+    if name in DEFAULT_BETAS:
+        start, end = DEFAULT_BETAS[name]
+        start = start if beta_start is None else beta_start
+        end = end if beta_end is None else beta_end
+        betas = linear_betas if name == "linear" else scaled_linear_betas
+        return NoiseSchedule(name, betas(timesteps, start, end))
     if name == "cosine":
         return NoiseSchedule(name, cosine_betas(timesteps))
     raise ConfigError(f"unknown noise schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
