@@ -1,4 +1,4 @@
-"""Command line: `gan-diffusion train | sample | compare | info | fid | fid-stats` (also `python -m gan_diffusion`).
+"""Command line: `gan-diffusion train | sample | compare | info | fid | fid-stats | sd` (also `python -m gan_diffusion`).
 
 Model defaults come from the typed configs (one table for the API and the CLI); flags
 left unset keep those defaults. Every run folder holds config.json (the full record:
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and write a run folder")
     t.add_argument("--backend", default=None, help="tf|tensorflow|torch|pytorch "
                    "(default: $GAN_DIFFUSION_BACKEND)")
-    t.add_argument("--model", default=None, choices=list_models(), help="default: dcgan")
+    t.add_argument("--model", default=None, choices=list_models(trainable=True), help="default: dcgan")
     t.add_argument("--dataset", default=None, help="digits (embedded, offline; the default), mnist, "
                    "cifar10, celeba, eurosat, folder:PATH")
     t.add_argument("--split", default=None, help="train (default) or test")
@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from gan_diffusion.metrics.commands import add_parsers as add_metric_parsers
     add_metric_parsers(sub)  # fid, fid-stats (gan_diffusion/metrics/commands.py)
+    from gan_diffusion.sd.commands import add_parsers as add_sd_parsers
+    add_sd_parsers(sub)      # sd txt2img, sd img2img (gan_diffusion/sd/commands.py)
     return p
 
 

@@ -10,6 +10,8 @@ import numpy as np
 STREAMS = {"latent": 1, "sample": 2, "label": 3, "interp": 4, "timestep": 5, "diffusion": 6,
            "latent_g": 7}
 STREAMS.update({"reparam": 8, "reparam_eval": 9})  # VAE eps: training steps, evaluation batches
+# Stable Diffusion (sd/pipeline.py): x_T / img2img noise, the VAE posterior draw, scheduler noise
+STREAMS.update({"sd_latents": 10, "sd_encode": 11, "sd_step": 12})
 assert len(set(STREAMS.values())) == len(STREAMS), "noise stream ids must be unique"
 
 

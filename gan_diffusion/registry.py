@@ -14,6 +14,7 @@ from gan_diffusion.models.dcgan import DCGANConfig
 from gan_diffusion.models.vae import VAEConfig
 from gan_diffusion.models.ddpm import DDPMConfig
 from gan_diffusion.models.wgan_gp import WGANGPConfig
+from gan_diffusion.sd.config import SDConfig, SDV2Config
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class ModelSpec:
     config_cls: type[Config]
     module: str
     description: str
+    trainable: bool = True   # False: sampling only (Stable Diffusion); `train` refuses it
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -39,9 +41,9 @@ def get_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
-def list_models() -> list[str]:
-    """Names of the registered models."""
-    return sorted(_REGISTRY)
+def list_models(trainable: bool | None = None) -> list[str]:
+    """Names of the registered models (only the trainable ones, or only the others)."""
+    return sorted(n for n, s in _REGISTRY.items() if trainable is None or s.trainable == trainable)
 
 
 def make_config(name: str, image_shape: Any = None, **overrides: Any) -> Config:
@@ -65,3 +67,10 @@ register(ModelSpec("vae", VAEConfig, "vae",
                    "VAE (Kingma & Welling 2014), the Keras example's convolutional architecture"))
 register(ModelSpec("ddpm", DDPMConfig, "ddpm",
                    "DDPM (Ho et al. 2020) with a U-Net, DDPM/DDIM samplers, classifier-free guidance"))
+register(ModelSpec("sd-v1", SDConfig, "stable_diffusion",
+                   "Stable Diffusion v1.x (Rombach et al. 2022): keras-cv / diffusers networks, "
+                   "one weight set, text-to-image and image-to-image (not trainable)",
+                   trainable=False))
+register(ModelSpec("sd-v2", SDV2Config, "stable_diffusion",
+                   "Stable Diffusion 2.x-base (OpenCLIP ViT-H text encoder), as sd-v1",
+                   trainable=False))

@@ -91,6 +91,13 @@ def validate(opts: RunOptions) -> RunOptions:
     if opts.color_mode not in (None, "L", "RGB"):
         raise ConfigError(f"--color-mode must be L (grey) or RGB, got {opts.color_mode!r}")
     parse_set(opts.set)
+    if opts.model is not None:
+        from gan_diffusion.registry import get_spec, list_models
+
+        if not get_spec(opts.model).trainable:
+            raise ConfigError(f"model {opts.model!r} is not trainable; trainable models: "
+                              f"{', '.join(list_models(trainable=True))} (sample it with "
+                              "`gan-diffusion sd`)")
     out = Path(opts.out)
     try:
         is_file = out.exists() and not out.is_dir()

@@ -133,11 +133,14 @@ def read_state_dict(path: str | os.PathLike, *, error: type[GanDiffusionError] =
     """A torch .pth state_dict as NumPy arrays (imports torch here, and only here).
 
     torch.load(map_location="cpu", weights_only=True): tensors and containers only, nothing
-    else is unpickled. Non-tensor entries are dropped.
+    else is unpickled. A Lightning checkpoint's nested {"state_dict": {...}, "global_step": ..}
+    gives its "state_dict". Non-tensor entries are dropped; bfloat16 is widened to float32
+    (NumPy has no bfloat16).
 
     Raises:
-        `error`: torch is not installed, the file is missing or unreadable, or it holds
-            something other than a dict.
+        `error`: torch is not installed, the file is missing or unreadable (for a pickle of
+            other objects, the message names the class torch refused), or it holds something
+            other than a dict.
     """
     path = Path(path)
     end = f"; {fix}" if fix else ""
@@ -151,7 +154,16 @@ def read_state_dict(path: str | os.PathLike, *, error: type[GanDiffusionError] =
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError (bad zip), OSError, ...
         raise error(f"{path} could not be read as a torch state_dict ({type(exc).__name__}: "
-                    f"{str(exc)[:200]}){end}") from None
+                    f"{_reason(str(exc))}){end}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
     if not isinstance(state, dict):
         raise error(f"{path} holds a {type(state).__name__}, not a state_dict")
-    return {k: v.detach().cpu().numpy() for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return {k: (v.float() if v.dtype == torch.bfloat16 else v).detach().cpu().numpy()
+            for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _reason(message: str) -> str:
+    """torch's refusal in a few words: the line naming the refused GLOBAL, not its advice."""
+    lines = [ln.strip().split(". Please use", 1)[0] for ln in message.splitlines() if "GLOBAL" in ln]
+    return (lines[0] if lines else message.strip())[:300]

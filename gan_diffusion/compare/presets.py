@@ -114,7 +114,10 @@ def resolve(preset: str | None, models: str | None = None, backends: str | None 
     else:
         names = [m for m in PRESET_MODELS if m in list_models()]
     for name in names:
-        get_spec(name)  # "unknown model 'vae'; valid models: dcgan, wgan-gp"
+        if not get_spec(name).trainable:  # get_spec: "unknown model 'x'; valid models: ..."
+            raise ConfigError(f"model {name!r} is not trainable, so compare cannot train it; "
+                              f"trainable models: {', '.join(list_models(trainable=True))} "
+                              "(sample it with `gan-diffusion sd`)")
     if len(set(names)) != len(names):
         raise ConfigError(f"--models lists a model twice: {names}")
     bnames = [canonical_backend_name(b) for b in (backends.split(",") if backends

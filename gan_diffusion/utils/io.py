@@ -87,3 +87,34 @@ def write_json_if_changed(path: str | os.PathLike, data: Any) -> bool:
         pass
     atomic_write_text(path, text)
     return True
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder beside `path` (`.<name>.<random>.tmp`) and rename it into place when
+    the body succeeds; on any failure it is removed, so `path` never holds a half-written
+    folder. `path` must not exist or be an empty folder (it is replaced).
+
+    Raises:
+        FileExistsError: `path` exists and is not an empty folder.
+
+    Example:
+        >>> with atomic_folder("out/images") as tmp:
+        ...     save_png(tmp / "a.png", image)
+    """
+    import shutil
+
+    final = Path(path)
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        raise FileExistsError(f"{final} exists and is not an empty folder")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=final.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())   # as mkdir would make it (mkdtemp makes 0700)
+        yield tmp
+        if final.exists():
+            final.rmdir()
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
