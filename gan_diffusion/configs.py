@@ -102,6 +102,13 @@ def check_image_shape(shape: Any, sizes: tuple[int, ...], channels: tuple[int, .
     return (h, w, c)
 
 
+def check_choice(config: Config, name: str, choices: tuple | dict) -> None:
+    """ConfigError naming model, field, the valid values and the value unless it is one."""
+    value = getattr(config, name)
+    if value not in choices:
+        raise ConfigError(f"{config.model} {name} must be one of {tuple(choices)}, got {value!r}")
+
+
 def check_positive(config: Config, *names: str) -> None:
     """ConfigError unless every named field is > 0."""
     for name in names:

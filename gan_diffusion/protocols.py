@@ -3,9 +3,9 @@
 A model object returned by `Backend.build` is a `Generator`, a `Trainer` and a `Sampler`.
 Later model families extend them without changing them: the VAE adds encode/decode,
 diffusion models (DDPM/DDIM) take `steps=`/`sampler=`/`guidance=` through
-`sample(**kwargs)`, conditional models use `labels`. (Planned, not implemented: a text- or
-image-conditioned model such as Stable Diffusion would take `prompt=`/`init_image=` through
-the same `sample(**kwargs)`.)
+`sample(**kwargs)`, conditional models use `labels`, and Stable Diffusion (a `Generator` and
+`Sampler` only: it is not trained here) takes `prompt=`, `negative_prompt=`, `init_image=`,
+`strength=`, `steps=`, `guidance=` and `size=` (families/stable_diffusion.py).
 """
 from __future__ import annotations
 

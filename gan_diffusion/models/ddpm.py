@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gan_diffusion.configs import (Config, TrainConfig, check_image_shape, check_num_classes,
-                                   check_positive)
+from gan_diffusion.configs import (Config, TrainConfig, check_choice, check_image_shape,
+                                   check_num_classes, check_positive)
 from gan_diffusion.errors import ConfigError
 from gan_diffusion.schedulers import SAMPLERS, SCHEDULES, SPACINGS, VARIANCE_TYPES
 
@@ -122,16 +122,9 @@ class DDPMSchedulerConfig(Config):
     def validate(self) -> None:
         super().validate()
         check_positive(self, "timesteps", "sample_steps")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"ddpm schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.variance_type not in VARIANCE_TYPES:
-            raise ConfigError(f"ddpm variance_type must be one of {VARIANCE_TYPES}, "
-                              f"got {self.variance_type!r}")
-        if self.timestep_spacing not in SPACINGS:
-            raise ConfigError(f"ddpm timestep_spacing must be one of {SPACINGS}, "
-                              f"got {self.timestep_spacing!r}")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"ddpm sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        for name, choices in (("schedule", SCHEDULES), ("variance_type", VARIANCE_TYPES),
+                              ("timestep_spacing", SPACINGS), ("sampler", SAMPLERS)):
+            check_choice(self, name, choices)
         if self.sample_steps > self.timesteps:
             raise ConfigError(f"ddpm sample_steps {self.sample_steps} exceeds timesteps {self.timesteps}")
         if not 0.0 < self.beta_start < self.beta_end < 1.0:

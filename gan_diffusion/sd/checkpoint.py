@@ -54,7 +54,6 @@ CONFIG_FILES = {"unet": "config.json", "vae": "config.json", "text_encoder": "co
                 "scheduler": "scheduler_config.json"}
 
 
-
 def parse_random(spec: str) -> int | None:
     """The seed of "random:SEED", None for any other spec; a bad seed is a CheckpointError."""
     if not spec.startswith("random:"):
@@ -82,7 +81,8 @@ def load_weights(spec: str | os.PathLike, model: str = "sd-v1") -> SDWeights:
     if seed is not None:
         arch = ARCHITECTURES[model]
         return SDWeights(arch, layout.random_weights(arch, seed), None,
-                         {"kind": "random", "spec": spec, "seed": seed})
+                         {"kind": "random", "spec": spec, "seed": seed,
+                          "generator": layout.RANDOM_WEIGHTS_VERSION})
     path = Path(spec).expanduser()
     if path.is_dir():
         return read_folder(path, model)

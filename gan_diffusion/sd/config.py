@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from gan_diffusion.configs import Config
+from gan_diffusion.configs import Config, check_choice
 from gan_diffusion.errors import ConfigError
 
 SD_DTYPES = ("float32", "bfloat16", "float16")
@@ -56,12 +56,8 @@ class SDConfig(Config):
         if not (self.device == "cpu" or self.device == "cuda" or
                 (self.device.startswith("cuda:") and self.device[5:].isdigit())):
             raise ConfigError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
-        if self.dtype not in SD_DTYPES:
-            raise ConfigError(f"{self.model} dtype must be one of {', '.join(SD_DTYPES)}, "
-                              f"got {self.dtype!r}")
-        if self.scheduler not in SCHEDULERS:
-            raise ConfigError(f"unknown scheduler {self.scheduler!r}; choose one of "
-                              f"{', '.join(SCHEDULERS)}")
+        check_choice(self, "dtype", SD_DTYPES)
+        check_choice(self, "scheduler", SCHEDULERS)
         if not self.eta >= 0:
             raise ConfigError(f"eta must be >= 0, got {self.eta!r}")
         if self.eta and self.scheduler != "ddim":

@@ -28,6 +28,9 @@ from gan_diffusion.sd.architectures import SDArchitecture
 
 Shape = tuple[int, ...]
 WEIGHTED = ("unet", "vae", "text_encoder")
+# names the rule random_weights draws by; change it whenever the drawn arrays change, so a
+# record's "random:SEED" always means the same arrays
+RANDOM_WEIGHTS_VERSION = "gan_diffusion.sd.layout.random_weights/1"
 # last layers whose random weights are scaled down so outputs sit in a useful range
 OUTPUT_SCALE = {"unet/conv_out.weight": 0.5, "vae/decoder.conv_out.weight": 0.3,
                 "vae/encoder.conv_out.weight": 0.5}

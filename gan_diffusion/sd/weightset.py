@@ -45,7 +45,7 @@ class SDWeights:
     @property
     def id(self) -> str:
         """What a record names the weights by: "random:0", or the folder's digest."""
-        if self.source["kind"] == "random":
+        if self.source["kind"] == "random":   # with source["generator"], the drawing rule
             return f"random:{self.source['seed']}"
         digest = hashlib.sha256(json.dumps(self.source["files"], sort_keys=True).encode())
         return f"sha256:{digest.hexdigest()[:16]}"
