@@ -13,7 +13,7 @@ from .dataset import ArrayDataset
 from .errors import DataError
 from .paths import DATA_DIR_ENV, resolve_data_dir
 
-__all__ = ["IMAGE_EXTENSIONS", "open_image", "resize_image", "load_image_folder",
+__all__ = ["IMAGE_EXTENSIONS", "open_image", "list_images", "resize_image", "load_image_folder",
            "load_cifar10_jpg", "load_eurosat"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -75,7 +75,8 @@ def resize_image(img: Image.Image, image_size: int | tuple[int, int]) -> Image.I
     return img.resize((tw, th), Image.Resampling.BICUBIC, box=(left, top, left + cw, top + ch))
 
 
-def _list_images(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
+def list_images(folder: Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
+    """The image files directly in `folder` (by suffix, case-insensitive; hidden files skipped), sorted."""
     exts = tuple(e.lower() for e in extensions)
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in exts)
@@ -87,7 +88,7 @@ def _scan(root: Path, extensions: tuple[str, ...]) -> tuple[list[str] | None, li
         what = "is not a directory" if root.exists() else "does not exist"
         raise DataError(f"image folder {root} {what}; pass a folder of images or of class sub-folders")
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    top = _list_images(root, extensions)
+    top = list_images(root, extensions)
     if not subdirs:
         if not top:
             raise DataError(f"image folder {root} contains no images with extensions {list(extensions)}; "
@@ -98,7 +99,7 @@ def _scan(root: Path, extensions: tuple[str, ...]) -> tuple[list[str] | None, li
                         "move the loose images into a class folder or point at a folder with one layout")
     groups = []
     for d in subdirs:
-        files = _list_images(d, extensions)
+        files = list_images(d, extensions)
         if not files:
             raise DataError(f"class folder {d} contains no images with extensions {list(extensions)}; "
                             "remove the empty folder or add images to it")

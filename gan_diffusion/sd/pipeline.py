@@ -32,6 +32,7 @@ import numpy as np
 
 from gan_diffusion import noise
 from gan_diffusion.errors import ConfigError
+from gan_diffusion.schedulers import guided_noise, strength_timesteps
 
 # noise_fn(kind, step, shape of the whole batch) -> float32 standard normal draws
 NoiseFn = Callable[[str, int, tuple[int, ...]], np.ndarray]
@@ -111,8 +112,6 @@ def seeded_noise(seeds: Sequence[int]) -> NoiseFn:
 def img2img_timesteps(scheduler: Any, steps: int, strength: float) -> np.ndarray:
     """diffusers' image-to-image timesteps: the last min(int(steps * strength), steps) of the
     scheduler's `steps` (schedulers.strength_timesteps; set_timesteps is called here)."""
-    from gan_diffusion.schedulers import strength_timesteps
-
     scheduler.set_timesteps(steps)
     timesteps = np.asarray(strength_timesteps(scheduler, strength))
     if len(timesteps) == 0:
@@ -198,7 +197,7 @@ def generate(components: SDComponents, tokenizer: Any, scheduler: Any, request: 
         seconds["unet"] += time.perf_counter() - t0
         if guided:
             eps_u, eps_c = np.split(eps, 2)
-            eps = eps_u + np.float32(r.guidance) * (eps_c - eps_u)
+            eps = guided_noise(eps_c, eps_u, np.float32(r.guidance))   # eps_u + w (eps_c - eps_u)
         var = noise_fn("step", i, shape) if scheduler.needs_noise(t) else None
         x = np.asarray(scheduler.step(eps, t, x, variance_noise=var).prev_sample, np.float32)
         if callback is not None:

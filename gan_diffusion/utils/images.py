@@ -55,9 +55,6 @@ def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int | None = No
     save_png(path, grid, scale=max(1, 256 // max(grid.shape[:2]) + 1) if grid.shape[0] < 256 else 1)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
-
 def image_files(path: str | os.PathLike) -> list:
     """The image files of a folder (sorted by name), or the one file given.
 
@@ -66,13 +63,14 @@ def image_files(path: str | os.PathLike) -> list:
     """
     from pathlib import Path
 
+    from gan_diffusion.data.folders import IMAGE_EXTENSIONS, list_images
     from gan_diffusion.errors import ConfigError
 
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = list_images(p, IMAGE_EXTENSIONS + (".webp",))
         if not files:
-            raise ConfigError(f"{p} holds no {'/'.join(IMAGE_SUFFIXES)} image")
+            raise ConfigError(f"{p} holds no image ({', '.join(IMAGE_EXTENSIONS)}, .webp)")
         return files
     if not p.is_file():
         raise ConfigError(f"input image {p} does not exist")
@@ -90,10 +88,9 @@ def load_init_images(images, n: int, size: tuple[int, int]) -> tuple[np.ndarray,
     Raises:
         ConfigError: unreadable files, a count that is neither 1 nor n, non-uint8 arrays.
     """
-    from pathlib import Path
+    from PIL import Image
 
-    from PIL import Image, UnidentifiedImageError
-
+    from gan_diffusion.data.folders import open_image
     from gan_diffusion.errors import ConfigError
 
     if isinstance(images, (str, os.PathLike)):
@@ -111,12 +108,7 @@ def load_init_images(images, n: int, size: tuple[int, int]) -> tuple[np.ndarray,
     out, notes = [], []
     for name, item in items:
         if isinstance(item, (str, os.PathLike)):
-            try:
-                with Image.open(Path(item)) as im:
-                    im.load()
-                    pil = im.copy()
-            except (OSError, UnidentifiedImageError) as exc:
-                raise ConfigError(f"{item} could not be read as an image ({exc})") from None
+            pil = open_image(item)      # DataError naming the file if it cannot be decoded
         elif isinstance(item, np.ndarray):
             if item.dtype != np.uint8 or item.ndim not in (2, 3):
                 raise ConfigError(f"{name}: arrays must be uint8 (H, W) or (H, W, C), got "

@@ -78,6 +78,7 @@ BAD = [
     (["--mode", "img2img", "--strength", "0"], "--strength must be in (0, 1], got 0.0"),
     (["--mode", "img2img", "--strength", "1.5"], "--strength must be in (0, 1], got 1.5"),
     (["--mode", "img2img", "--input", "missing.png"], "input image"),
+    (["--mode", "img2img", "--corrupt-input"], "cannot decode image"),
     (["--out-is-file"], "exists and is not an empty folder"),
     (["--weights", "random:x"], "random weights are 'random:SEED'"),
     (["--weights", "nowhere"], "no such folder or file"),
@@ -101,6 +102,9 @@ def test_bad_input_exits_2_with_one_message(tiny, tmp_path, capsys, change, mess
     if "--no-prompt" in change:
         change.remove("--no-prompt")
         del args["--prompt"]
+    if "--corrupt-input" in change:
+        change.remove("--corrupt-input")
+        (tmp_path / "in.png").write_bytes(b"not a png")
     if "--out-is-file" in change:
         change.remove("--out-is-file")
         (tmp_path / "out").write_text("x")
