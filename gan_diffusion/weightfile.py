@@ -12,6 +12,8 @@ library error naming the file. `write_npz` writes atomically (utils.io.atomic_op
 
 `read_state_dict` reads a torch `.pth` state_dict; it is the only place that imports torch,
 inside the function (torch.load(weights_only=True): tensors and containers only).
+`read_safetensors` reads a `.safetensors` file with safetensors' NumPy reader, bfloat16
+tensors included (widened to float32 from their raw bytes: NumPy has no bfloat16).
 
 Example:
     >>> write_npz("ckpt.npz", {"weights/g/fc/kernel": w}, {"format": "gan_diffusion.checkpoint/1"})
@@ -161,6 +163,39 @@ def read_state_dict(path: str | os.PathLike, *, error: type[GanDiffusionError] =
         raise error(f"{path} holds a {type(state).__name__}, not a state_dict")
     return {k: (v.float() if v.dtype == torch.bfloat16 else v).detach().cpu().numpy()
             for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def read_safetensors(path: str | os.PathLike, *, error: type[GanDiffusionError] = GanDiffusionError
+                     ) -> dict[str, np.ndarray]:
+    """A .safetensors file as {name: np.ndarray}; bfloat16 tensors become float32 (exactly).
+
+    safetensors.numpy cannot return bfloat16 (NumPy has no such dtype), so those tensors are
+    taken from the file's raw bytes: a bfloat16 is the upper 16 bits of a float32.
+
+    Raises:
+        `error`: the file is missing, truncated or not a safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            names = list(f.keys())
+            bf16 = {n for n in names if f.get_slice(n).get_dtype() == "BF16"}
+            out = {n: f.get_tensor(n) for n in names if n not in bf16}
+        if bf16:
+            with open(path, "rb") as fh:
+                header_len = int.from_bytes(fh.read(8), "little")
+                header = json.loads(fh.read(header_len))
+            body = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_len)
+            for n in bf16:
+                start, end = header[n]["data_offsets"]
+                half = np.frombuffer(body[start:end], dtype="<u2")        # (prod(shape),)
+                out[n] = (half.astype(np.uint32) << 16).view(np.float32).reshape(header[n]["shape"])
+            del body
+    except (SafetensorError, OSError, ValueError, KeyError) as exc:
+        raise error(f"{path} could not be read as safetensors ({exc})") from None
+    return {n: out[n] for n in names}
 
 
 def _reason(message: str) -> str:

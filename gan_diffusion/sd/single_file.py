@@ -121,11 +121,7 @@ def read_raw(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path} does not exist: pass a CompVis .ckpt/.safetensors file, "
                               "a diffusers Stable Diffusion folder or random:SEED")
     if path.suffix == ".safetensors":
-        try:
-            return read_array_file(path)
-        except TypeError as exc:   # safetensors.numpy: "data type 'bfloat16' not understood"
-            raise CheckpointError(f"{path} could not be read with safetensors.numpy ({exc}): "
-                                  "NumPy has no bfloat16; save it as float16 or float32") from None
+        return read_array_file(path)
     if path.suffix not in PICKLE_SUFFIXES:
         raise CheckpointError(f"{path}: a single-file checkpoint is a .safetensors or a "
                               f"{'/'.join(PICKLE_SUFFIXES)} pickle, not {path.suffix or 'no suffix'}")

@@ -60,16 +60,11 @@ def sha256_file(path: Path) -> str:
 
 
 def read_array_file(path: Path) -> dict[str, np.ndarray]:
-    """A .safetensors (safetensors, NumPy) or a torch pickle (.bin / .ckpt, weights_only)."""
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
+    """A .safetensors (safetensors, NumPy; bfloat16 too) or a torch pickle (.bin / .ckpt, weights_only)."""
+    from gan_diffusion.weightfile import read_safetensors, read_state_dict
 
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError, TypeError) as exc:   # TypeError: bfloat16
-            raise CheckpointError(f"{path} could not be read as safetensors ({exc})") from None
-    from gan_diffusion.weightfile import read_state_dict
+    if path.suffix == ".safetensors":
+        return read_safetensors(path, error=CheckpointError)   # bfloat16 widened to float32
 
     return read_state_dict(path, error=CheckpointError,
                            fix="re-download it or convert it to .safetensors")

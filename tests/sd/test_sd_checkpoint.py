@@ -122,6 +122,34 @@ def test_bin_weights_fp16_and_legacy_vae_names_load(folder, tmp_path):
         assert got[k].dtype == np.float32 and np.array_equal(got[k], want), k
 
 
+def test_bfloat16_safetensors_load_exactly(folder, tmp_path):
+    """safetensors.numpy cannot return bfloat16; the reader widens it from the raw bytes, to
+    exactly what torch's own .float() gives, and keeps the other dtypes of the same file."""
+    from safetensors.torch import save_file
+
+    path = copy(folder, tmp_path)
+    ref = read_folder(folder).weights
+    text = {k.split("/", 1)[1]: torch.from_numpy(v.copy()).bfloat16()
+            for k, v in ref.items() if k.startswith("text_encoder/")}
+    name = next(iter(text))
+    text[name] = text[name].half()                  # one float16 tensor among the bfloat16 ones
+    save_file(text, str(path / "text_encoder" / "model.safetensors"))
+    got = read_folder(path).weights
+    for k, v in text.items():
+        want = v.float().numpy()
+        assert got[f"text_encoder/{k}"].dtype == np.float32
+        assert np.array_equal(got[f"text_encoder/{k}"], want), k
+    assert not np.array_equal(got[f"text_encoder/{name}"], ref[f"text_encoder/{name}"])  # rounded
+
+
+def test_a_truncated_safetensors_file_is_named(folder, tmp_path):
+    path = copy(folder, tmp_path)
+    f = path / "vae" / "diffusion_pytorch_model.safetensors"
+    f.write_bytes(f.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="diffusion_pytorch_model.safetensors could not be read as safetensors"):
+        read_folder(path)
+
+
 def test_a_wrong_shape_names_the_layer_and_both_shapes(folder, tmp_path):
     from safetensors.numpy import load_file, save_file
 
