@@ -227,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# optional dependency -> the pyproject extra that installs it (ModuleNotFoundError's advice)
+_EXTRAS = {"tensorflow": "tf", "keras": "tf", "torch": "torch", "tensorboard": "tf",
+           "diffusers": "diffusers", "transformers": "diffusers", "safetensors": "diffusers",
+           "keras_cv": "sd-tf"}
+
+
 def main(argv: list[str] | None = None) -> int:
     from gan_diffusion.errors import DivergenceError
 
@@ -238,6 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (GanDiffusionError, ValueError, FileNotFoundError) as exc:
         print(f"gan-diffusion: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional dependency this command needs
+        top = (exc.name or "").split(".")[0]
+        extra = _EXTRAS.get(top)
+        how = f"pip install 'gan_diffusion[{extra}]'" if extra else f"pip install {top}"
+        print(f"gan-diffusion: error: this command needs {top}, which is not installed: {how}",
+              file=sys.stderr)
         return 2
     except OSError as exc:  # a path that may not be read or written, a full disk, ...
         where = f"{exc.filename}: " if exc.filename else ""

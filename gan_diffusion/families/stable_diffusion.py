@@ -113,6 +113,8 @@ class StableDiffusionModel:
                                    noise_fn=noise_fn, progress=progress)
         self.notes += [f"prompt {i}: truncated to {self.tokenizer.max_length} tokens, dropped: "
                        f"{cut!r}" for i, cut in enumerate(result.truncated) if cut]
+        self.notes += [f"negative prompt {i}: truncated to {self.tokenizer.max_length} tokens, "
+                       f"dropped: {cut!r}" for i, cut in enumerate(result.negative_truncated) if cut]
         self.last_result = result
         return result.images
 

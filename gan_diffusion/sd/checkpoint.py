@@ -65,12 +65,15 @@ def parse_random(spec: str) -> int | None:
     return int(text)
 
 
-def load_weights(spec: str | os.PathLike, model: str = "sd-v1") -> SDWeights:
+def load_weights(spec: str | os.PathLike, model: str = "sd-v1",
+                 tokenizer: str | os.PathLike | None = None) -> SDWeights:
     """Read the weight set `spec` for the registered model `model` ("sd-v1" / "sd-v2").
 
     Args:
         spec: "random:SEED", a diffusers checkpoint folder, or a CompVis single file
             (.ckpt / .safetensors).
+        tokenizer: a folder with the CLIP BPE files (vocab.json, merges.txt). Required for a
+            single file, which holds none; a folder and random weights bring their own.
 
     Raises:
         CheckpointError: a missing file (named, with the expected layout), a damaged file, a
@@ -78,18 +81,26 @@ def load_weights(spec: str | os.PathLike, model: str = "sd-v1") -> SDWeights:
     """
     spec = str(spec)
     seed = parse_random(spec)
+    path = Path(spec).expanduser()
+    single = seed is None and path.is_file()
+    if tokenizer and not single:
+        raise CheckpointError(f"a tokenizer folder applies to single-file checkpoints only; "
+                              f"{spec} brings its own: drop --tokenizer")
+    if single and not tokenizer:
+        raise CheckpointError(f"{spec} is a single file and holds no tokenizer: pass --tokenizer "
+                              "DIR (tokenizer= in the API), a folder with vocab.json and merges.txt, "
+                              "e.g. the tokenizer/ folder of any diffusers SD checkpoint of this version")
     if seed is not None:
         arch = ARCHITECTURES[model]
         return SDWeights(arch, layout.random_weights(arch, seed), None,
                          {"kind": "random", "spec": spec, "seed": seed,
                           "generator": layout.RANDOM_WEIGHTS_VERSION})
-    path = Path(spec).expanduser()
     if path.is_dir():
         return read_folder(path, model)
-    if path.is_file():
+    if single:
         from gan_diffusion.sd.single_file import read_single_file
 
-        return read_single_file(path, model)
+        return read_single_file(path, model, tokenizer_dir=tokenizer)
     raise CheckpointError(f"weights {spec!r}: no such folder or file; pass a diffusers Stable "
                           f"Diffusion folder, a CompVis .ckpt/.safetensors file or random:SEED\n{LAYOUT}")
 
@@ -117,15 +128,24 @@ def _weight_file(folder: Path, component: str) -> Path:
                           f"(nor {WEIGHT_FILES[component][1]})\n{LAYOUT}")
 
 
-def _read_component(path: Path) -> dict[str, np.ndarray]:
-    """One weight file, or every shard a .safetensors.index.json names."""
-    if path.name.endswith(".index.json"):
-        shards = sorted(set(_read_json(path).get("weight_map", {}).values()))
-        state: dict[str, np.ndarray] = {}
-        for shard in shards:
-            state.update(read_array_file(path.parent / shard))
-        return state
-    return read_array_file(path)
+def _component_files(path: Path) -> list[Path]:
+    """The weight file, or the index and every shard it names (each inside its folder)."""
+    if not path.name.endswith(".index.json"):
+        return [path]
+    shards = sorted(set(_read_json(path).get("weight_map", {}).values()))
+    for shard in shards:
+        if Path(shard).name != shard or not (path.parent / shard).is_file():
+            raise CheckpointError(f"{path} names the shard {shard!r}, which is not a file in "
+                                  f"{path.parent}\n{LAYOUT}")
+    return [path] + [path.parent / s for s in shards]
+
+
+def _read_component(files: list[Path]) -> dict[str, np.ndarray]:
+    """One weight file, or every shard of an index (files = _component_files(...))."""
+    state: dict[str, np.ndarray] = {}
+    for f in files[1:] if len(files) > 1 else files:
+        state.update(read_array_file(f))
+    return state
 
 
 def read_folder(folder: str | os.PathLike, model: str = "sd-v1",
@@ -150,12 +170,13 @@ def read_folder(folder: str | os.PathLike, model: str = "sd-v1",
             f"{arch.unet['cross_attention_dim']}, text encoder hidden_size "
             f"{arch.text_encoder['hidden_size']}), not {model} ({want}); build it as "
             f"{'sd-' + arch.version if ('sd-' + arch.version) in ARCHITECTURES else 'another model'}")
-    files = {c: _weight_file(folder, c) for c in components}   # all present before reading any
+    files = {c: _component_files(_weight_file(folder, c)) for c in components}   # all present first
     weights: dict[str, np.ndarray] = {}
     digests = {}
-    for c, path in files.items():
-        weights.update(normalise_keys(c, _read_component(path)))
-        digests[str(path.relative_to(folder))] = sha256_file(path)
+    for c, paths in files.items():
+        weights.update(normalise_keys(c, _read_component(paths)))
+        for path in paths:                     # a sharded component: the index and every shard
+            digests[str(path.relative_to(folder))] = sha256_file(path)
     for c in COMPONENTS:
         digests[f"{c}/{CONFIG_FILES[c]}"] = sha256_file(folder / c / CONFIG_FILES[c])
     for name in ("vocab.json", "merges.txt"):

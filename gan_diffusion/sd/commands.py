@@ -4,7 +4,7 @@
                   [--prompt TEXT ...] [--negative-prompt TEXT] [--n N] [--seed S]
                   [--steps 25] [--guidance 7.5] [--size 512] [--scheduler ddim] [--dtype float32]
                   --out DIR
-    gan-diffusion sd img2img ... --input FILE_OR_FOLDER [--strength 0.6]
+    gan-diffusion sd img2img ... --input FILE_OR_FOLDER [--strength 0.8]
 
 OUT gets one PNG per image (image_NNNN.png), grid.png and record.json: the weights' id and
 source, the scheduler and its config, prompts, seeds, every setting, what was changed about
@@ -26,7 +26,7 @@ from gan_diffusion.errors import ConfigError, GanDiffusionError
 from gan_diffusion.sd.config import SCHEDULERS, SD_DTYPES, SIZE_MULTIPLE
 
 DEFAULTS = {"weights": "random:0", "n": 1, "seed": 0, "steps": 25, "guidance": 7.5, "size": 512,
-            "strength": 0.6, "scheduler": "ddim", "dtype": "float32", "model": "sd-v1"}
+            "strength": 0.8, "scheduler": "ddim", "dtype": "float32", "model": "sd-v1"}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +40,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--weights", default=DEFAULTS["weights"], help="a diffusers checkpoint "
                        "folder, a CompVis .ckpt/.safetensors file, or random:SEED (seeded "
                        "full-size random weights; default random:0)")
+        p.add_argument("--tokenizer", default="", help="for a single-file checkpoint (which "
+                       "holds none): a folder with the CLIP vocab.json and merges.txt")
         p.add_argument("--prompt", action="append", default=None, help="a prompt (repeat for "
                        "several; one image per prompt and seed)")
         p.add_argument("--negative-prompt", default="", help="what guidance steers away from")
@@ -73,6 +75,10 @@ def _check(args: argparse.Namespace, backend: str) -> None:
     for name in ("n", "steps", "size"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.steps > 1000:   # Stable Diffusion's schedules have 1000 training timesteps
+        raise ConfigError(f"--steps {args.steps} is more than the schedule's 1000 timesteps")
     multiple = SIZE_MULTIPLE[backend]
     if args.size % multiple:
         lower = max(multiple, args.size // multiple * multiple)
@@ -83,6 +89,13 @@ def _check(args: argparse.Namespace, backend: str) -> None:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise GanDiffusionError(f"--out {out} exists and is not an empty folder; choose a new folder")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise GanDiffusionError(f"--out {out} cannot be created ({parent} is "
+                                f"{'not a folder' if not parent.is_dir() else 'not writable'}); "
+                                "choose a folder path you may write")
 
 
 def cmd_sd(args: argparse.Namespace) -> int:
@@ -101,7 +114,7 @@ def cmd_sd(args: argparse.Namespace) -> int:
     backend = gan_diffusion.get_backend(backend_name)
     threads = backend.set_threads(args.threads) if args.threads else None
     t0 = time.perf_counter()
-    model = backend.build(args.model, weights=args.weights, dtype=args.dtype,
+    model = backend.build(args.model, weights=args.weights, tokenizer=args.tokenizer, dtype=args.dtype,
                           scheduler=args.scheduler, jit_compile=args.jit_compile,
                           device=args.device)
     build_seconds = time.perf_counter() - t0

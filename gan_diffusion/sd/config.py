@@ -33,6 +33,8 @@ class SDConfig(Config):
     Fields:
         weights: "random:SEED" (the full-size architecture with seeded random weights,
             sd/layout.py), a diffusers checkpoint folder, or a CompVis single file.
+        tokenizer: for a single file only (which holds none): a folder with the CLIP BPE
+            files vocab.json and merges.txt; "" otherwise.
         dtype: the networks' dtype (float16 where the backend and device run it).
         scheduler: ddim (default, deterministic with eta 0), pndm (SD v1's own default),
             euler, ddpm, or "checkpoint" (the folder's scheduler_config.json class); the
@@ -46,6 +48,7 @@ class SDConfig(Config):
     model: ClassVar[str] = "sd-v1"
 
     weights: str = "random:0"
+    tokenizer: str = ""
     dtype: str = "float32"
     scheduler: str = "ddim"
     eta: float = 0.0

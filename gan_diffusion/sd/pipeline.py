@@ -98,6 +98,7 @@ class SDResult:
     timesteps: list[float]             # the timesteps visited (ints but for Euler)
     seconds: dict[str, float]          # text, encode, unet (all steps), decode, total
     truncated: list[str]               # prompt text cut off at 77 tokens, per prompt ("" if none)
+    negative_truncated: list[str] = dataclasses.field(default_factory=list)  # the same, negatives
 
 
 def seeded_noise(seeds: Sequence[int]) -> NoiseFn:
@@ -166,8 +167,9 @@ def generate(components: SDComponents, tokenizer: Any, scheduler: Any, request: 
     guided = r.guidance > 1
     t0 = time.perf_counter()
     context = components.encode_text(ids)                                   # (B, 77, D)
+    neg_truncated: list[str] = []
     if guided:
-        neg_ids, _ = tokenize(tokenizer, r.negative_prompts)
+        neg_ids, neg_truncated = tokenize(tokenizer, r.negative_prompts)
         context = np.concatenate([components.encode_text(neg_ids), context])   # [uncond, cond]
     seconds["text"] = time.perf_counter() - t0
 
@@ -208,7 +210,7 @@ def generate(components: SDComponents, tokenizer: Any, scheduler: Any, request: 
     seconds["decode"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
     images = np.round(np.clip(decoded / 2 + 0.5, 0, 1) * 255).astype(np.uint8)
-    return SDResult(images, x, decoded, timesteps.tolist(), seconds, truncated)
+    return SDResult(images, x, decoded, timesteps.tolist(), seconds, truncated, neg_truncated)
 
 
 def to_model_images(images: np.ndarray) -> np.ndarray:

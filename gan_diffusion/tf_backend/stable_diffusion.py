@@ -407,7 +407,7 @@ def build(config: SDConfig) -> TFStableDiffusion:
     if config.device != "cpu":
         raise ConfigError(f"device {config.device!r}: the tf backend takes device cpu (TensorFlow "
                           "places its ops on a visible GPU itself when its GPU build is installed)")
-    weight_set = load_weights(config.weights, config.model)
+    weight_set = load_weights(config.weights, config.model, config.tokenizer or None)
     if not same_networks(weight_set.arch, V1):
         raise ConfigError(f"{config.weights}: the tf backend runs keras-cv's full-size SD v1 "
                           "models only; this checkpoint has another architecture (use --backend "

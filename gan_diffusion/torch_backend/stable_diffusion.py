@@ -161,7 +161,7 @@ class TorchStableDiffusion(StableDiffusionModel):
 
 def build(config: SDConfig) -> TorchStableDiffusion:
     """Read the config's weight set and build it on diffusers' and transformers' models."""
-    weight_set = load_weights(config.weights, config.model)
+    weight_set = load_weights(config.weights, config.model, config.tokenizer or None)
     if config.device != "cpu" and not torch.cuda.is_available():
         raise ConfigError(f"device {config.device!r}: torch sees no CUDA GPU here (torch "
                           f"{torch.__version__}); use device cpu")

@@ -142,6 +142,35 @@ def test_bfloat16_safetensors_load_exactly(folder, tmp_path):
     assert not np.array_equal(got[f"text_encoder/{name}"], ref[f"text_encoder/{name}"])  # rounded
 
 
+def test_a_sharded_component_loads_and_every_shard_is_hashed(folder, tmp_path):
+    """diffusers' sharded layout (an .index.json and its shards): the arrays are the same, the
+    weights id covers each shard's bytes, and a shard name outside the folder is refused."""
+    from safetensors.numpy import save_file
+
+    path = copy(folder, tmp_path)
+    ref = read_folder(folder)
+    unet = path / "unet"
+    state = {k.split("/", 1)[1]: v for k, v in ref.weights.items() if k.startswith("unet/")}
+    names = sorted(state)
+    shards = {"diffusion_pytorch_model-00001-of-00002.safetensors": names[::2],
+              "diffusion_pytorch_model-00002-of-00002.safetensors": names[1::2]}
+    for shard, keys in shards.items():
+        save_file({k: state[k] for k in keys}, str(unet / shard))
+    index = unet / "diffusion_pytorch_model.safetensors.index.json"
+    index.write_text(json.dumps({"metadata": {}, "weight_map": {k: s for s, ks in shards.items() for k in ks}}))
+    (unet / "diffusion_pytorch_model.safetensors").unlink()
+    ws = read_folder(path)
+    assert all(np.array_equal(ws.weights[k], ref.weights[k]) for k in ref.weights)
+    assert {f"unet/{s}" for s in shards} <= set(ws.source["files"])
+    changed = {k: state[k] for k in names[1::2]}
+    changed[names[1]] = changed[names[1]] + 1
+    save_file(changed, str(unet / "diffusion_pytorch_model-00002-of-00002.safetensors"))
+    assert read_folder(path).id != ws.id              # same index, other shard bytes
+    index.write_text(json.dumps({"weight_map": {names[0]: "../vae/diffusion_pytorch_model.safetensors"}}))
+    with pytest.raises(CheckpointError, match="names the shard '../vae/.*which is not a file in"):
+        read_folder(path)
+
+
 def test_a_truncated_safetensors_file_is_named(folder, tmp_path):
     path = copy(folder, tmp_path)
     f = path / "vae" / "diffusion_pytorch_model.safetensors"

@@ -59,7 +59,7 @@ def test_img2img_resizes_and_converts_and_says_so(tiny, tmp_path):
     out = tmp_path / "out"
     long_prompt = " ".join(["word"] * 90)
     r = sd("img2img", "--backend", "torch", "--weights", str(tiny), "--prompt", long_prompt,
-           "--input", str(src), "--strength", "0.5", "--steps", "4", "--size", "32", "--out", str(out))
+           "--negative-prompt", " ".join(["bad"] * 80), "--input", str(src), "--strength", "0.5", "--steps", "4", "--size", "32", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "g.png: converted from mode L to RGB" in r.stdout
     assert "g.png: resized from 40x24 to 32x32 (Lanczos)" in r.stdout
@@ -67,13 +67,18 @@ def test_img2img_resizes_and_converts_and_says_so(tiny, tmp_path):
     assert "truncated to 77 tokens, dropped: 'd word word" in r.stdout  # cut inside a word
     rec = json.loads((out / "record.json").read_text())
     assert [i["timesteps"] for i in rec["images"]] == [[251, 1]] * 2   # the last int(4 * 0.5) of 751..1
-    assert len(rec["notes"]) == 4    # 2 for g.png, the truncation once per image
+    assert "negative prompt 0: truncated to 77 tokens, dropped: '" in r.stdout
+    assert len(rec["notes"]) == 6    # 2 for g.png, each truncation once per image
 
 
 BAD = [
     (["--size", "30"], "--size 30 is not a multiple of 8"),
     (["--backend", "tf", "--size", "96"], "--size 96 is not a multiple of 64 (the tf backend's"),
     (["--steps", "0"], "--steps must be a positive integer"),
+    (["--steps", "1001"], "--steps 1001 is more than the schedule's 1000 timesteps"),
+    (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+    (["--tokenizer", "tok"], "applies to single-file checkpoints only"),
+    (["--out-under-file"], "cannot be created"),
     (["--no-prompt"], "no prompt: pass --prompt TEXT"),
     (["--mode", "img2img", "--strength", "0"], "--strength must be in (0, 1], got 0.0"),
     (["--mode", "img2img", "--strength", "1.5"], "--strength must be in (0, 1], got 1.5"),
@@ -102,6 +107,10 @@ def test_bad_input_exits_2_with_one_message(tiny, tmp_path, capsys, change, mess
     if "--no-prompt" in change:
         change.remove("--no-prompt")
         del args["--prompt"]
+    if "--out-under-file" in change:
+        change.remove("--out-under-file")
+        (tmp_path / "afile").write_text("x")
+        args["--out"] = str(tmp_path / "afile" / "out")
     if "--corrupt-input" in change:
         change.remove("--corrupt-input")
         (tmp_path / "in.png").write_bytes(b"not a png")
@@ -123,6 +132,19 @@ def test_bad_input_exits_2_with_one_message(tiny, tmp_path, capsys, change, mess
     assert code == 2 and message in err and "Traceback" not in err, err
     assert err.startswith("gan-diffusion: error: ") and err.count("error:") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before          # nothing written
+
+
+def test_a_missing_optional_dependency_names_the_extra(monkeypatch, capsys):
+    from gan_diffusion.sd import commands
+
+    def needs_keras_cv(args):
+        raise ModuleNotFoundError("No module named 'keras_cv'", name="keras_cv")
+
+    monkeypatch.setattr(commands, "cmd_sd", needs_keras_cv)
+    assert main(["sd", "txt2img", "--prompt", "x", "--out", "o"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("gan-diffusion: error: this command needs keras_cv, which is not installed: "
+                   "pip install 'gan_diffusion[sd-tf]'\n")
 
 
 def test_bad_input_in_a_real_process_has_no_traceback(tiny, tmp_path):

@@ -269,6 +269,18 @@ def test_tokenizer_dir_is_checked_and_recorded(tiny, tmp_path):
         read_single_file(path, arch=TINY, tokenizer_dir=tok)
 
 
+def test_load_weights_wants_a_tokenizer_for_a_single_file_only(tiny, tmp_path):
+    """A single file holds no tokenizer: without one, real prompts would be spelt byte by byte
+    by the stand-in vocabulary, so load_weights refuses (before reading the file); a folder or
+    random weights bring their own, and a tokenizer given to them is refused too."""
+    path = save_st(tmp_path / "tiny.safetensors", to_compvis(TINY, tiny))
+    with pytest.raises(CheckpointError, match="is a single file and holds no tokenizer: pass --tokenizer"):
+        load_weights(path)
+    write_stand_in_vocabulary(tmp_path / "tok")
+    with pytest.raises(CheckpointError, match="applies to single-file checkpoints only"):
+        load_weights("random:0", tokenizer=tmp_path / "tok")
+
+
 # -- bad files --------------------------------------------------------------------------------
 class Payload:
     """Unpickling it (with plain pickle) creates the marker file."""
@@ -325,8 +337,9 @@ def test_the_other_version_is_refused_naming_both(tmp_path):
     with pytest.raises(CheckpointError, match=r"v2 single file \(cross-attention key width 1024: "
                        r"OpenCLIP.*not sd-v1 \(width 768\); build it as sd-v2"):
         read_single_file(v2, "sd-v1")
+    tok = write_stand_in_vocabulary(tmp_path / "tokenizer")
     with pytest.raises(CheckpointError, match=r"v2 single file.*not sd-v1"):
-        load_weights(v2, "sd-v1")                      # the checkpoint.py entry point
+        load_weights(v2, "sd-v1", tokenizer=tok)       # the checkpoint.py entry point
     v1 = save_st(tmp_path / "v1.safetensors", {key: np.zeros((320, 768), np.float32)})
     with pytest.raises(CheckpointError,
                        match=r"v1 single file.*768.*not sd-v2 \(width 1024\); build it as sd-v1"):
