@@ -133,6 +133,8 @@ def _component_files(path: Path) -> list[Path]:
     if not path.name.endswith(".index.json"):
         return [path]
     shards = sorted(set(_read_json(path).get("weight_map", {}).values()))
+    if not shards:
+        raise CheckpointError(f"{path} names no shards (its weight_map is empty or missing)\n{LAYOUT}")
     for shard in shards:
         if Path(shard).name != shard or not (path.parent / shard).is_file():
             raise CheckpointError(f"{path} names the shard {shard!r}, which is not a file in "
@@ -141,10 +143,11 @@ def _component_files(path: Path) -> list[Path]:
 
 
 def _read_component(files: list[Path]) -> dict[str, np.ndarray]:
-    """One weight file, or every shard of an index (files = _component_files(...))."""
+    """The arrays of _component_files(...): every file but an index."""
     state: dict[str, np.ndarray] = {}
-    for f in files[1:] if len(files) > 1 else files:
-        state.update(read_array_file(f))
+    for f in files:
+        if not f.name.endswith(".index.json"):
+            state.update(read_array_file(f))
     return state
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_diffusion.errors import ConfigError, GanDiffusionError
+from gan_diffusion.sd.architectures import ARCHITECTURES
 from gan_diffusion.sd.config import SCHEDULERS, SD_DTYPES, SIZE_MULTIPLE
 
 DEFAULTS = {"weights": "random:0", "n": 1, "seed": 0, "steps": 25, "guidance": 7.5, "size": 512,
@@ -77,8 +78,9 @@ def _check(args: argparse.Namespace, backend: str) -> None:
             raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
     if args.seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
-    if args.steps > 1000:   # Stable Diffusion's schedules have 1000 training timesteps
-        raise ConfigError(f"--steps {args.steps} is more than the schedule's 1000 timesteps")
+    timesteps = ARCHITECTURES[args.model].scheduler["num_train_timesteps"]
+    if args.steps > timesteps:
+        raise ConfigError(f"--steps {args.steps} is more than the schedule's {timesteps} timesteps")
     multiple = SIZE_MULTIPLE[backend]
     if args.size % multiple:
         lower = max(multiple, args.size // multiple * multiple)

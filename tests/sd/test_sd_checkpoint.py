@@ -169,6 +169,9 @@ def test_a_sharded_component_loads_and_every_shard_is_hashed(folder, tmp_path):
     index.write_text(json.dumps({"weight_map": {names[0]: "../vae/diffusion_pytorch_model.safetensors"}}))
     with pytest.raises(CheckpointError, match="names the shard '../vae/.*which is not a file in"):
         read_folder(path)
+    index.write_text(json.dumps({"metadata": {}}))
+    with pytest.raises(CheckpointError, match="names no shards"):
+        read_folder(path)
 
 
 def test_a_truncated_safetensors_file_is_named(folder, tmp_path):
