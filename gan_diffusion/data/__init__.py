@@ -1,7 +1,7 @@
 """Framework-free datasets (NumPy + PIL): loading, verification and batching.
 
-Never imports TensorFlow or PyTorch; scikit-learn is imported only by the
-"digits" loader.
+Never imports TensorFlow or PyTorch at import; scikit-learn is imported only by the
+"digits" loader, tensorflow-datasets (which reads with TensorFlow) only by "tfds:NAME".
 """
 
 from __future__ import annotations
@@ -19,22 +19,26 @@ from .dataset import (ArrayDataset, batch_indices, epoch_order, from_model_range
 from .digits import load_digits_embedded
 from .download import NO_DOWNLOAD_ENV, download_file, sha256_file, verify_file
 from .errors import DataError
-from .folders import IMAGE_EXTENSIONS, load_cifar10_jpg, load_eurosat, load_image_folder, resize_image
+from .folders import (EUROSAT_CLASSES, IMAGE_EXTENSIONS, folder_mode, load_cifar10_jpg, load_eurosat,
+                      load_image_folder, resize_image, scan_image_folder, stack_images)
 from .mnist import MNIST_FILES, MNIST_MIRRORS, load_mnist, read_idx
 from .paths import DATA_DIR_ENV, resolve_data_dir
+from .tfds_source import TFDS_PREFIX, load_tfds, parse_tfds_name, tfds_data_dir
 
 __all__ = [
     "DATASETS", "DATA_DIR_ENV", "NO_DOWNLOAD_ENV", "IMAGE_EXTENSIONS", "MNIST_FILES", "MNIST_MIRRORS",
-    "ArrayDataset", "DataError",
+    "EUROSAT_CLASSES", "TFDS_PREFIX", "ArrayDataset", "DataError",
     "load_dataset", "load_mnist", "load_image_folder", "load_cifar10_jpg", "load_eurosat",
-    "load_celeba", "load_digits_embedded",
-    "resolve_data_dir", "read_idx", "center_crop_resize", "resize_image",
+    "load_celeba", "load_digits_embedded", "load_tfds",
+    "resolve_data_dir", "tfds_data_dir", "parse_tfds_name", "read_idx", "center_crop_resize",
+    "resize_image", "scan_image_folder", "folder_mode", "stack_images",
     "sha256_file", "verify_file", "download_file",
     "epoch_order", "batch_indices", "iterate_batches", "steps_per_epoch",
     "to_model_range", "from_model_range", "as_model_batch",
 ]
 
-DATASETS = ("digits", "mnist", "cifar10", "celeba", "eurosat")  # plus "folder:<path>" or a directory
+DATASETS = ("digits", "mnist", "cifar10", "celeba", "eurosat")  # plus "folder:<path>", a directory
+# or "tfds:NAME[:SPLIT]"
 _SPLITLESS = ("celeba", "eurosat", "folder")
 
 
@@ -73,16 +77,19 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     """Load a dataset by name.
 
     Args:
-        name: One of ``DATASETS``, ``"folder:<path>"``, or the path of an existing
-            directory (read with ``load_image_folder``).
+        name: One of ``DATASETS``, ``"folder:<path>"``, the path of an existing
+            directory (read with ``load_image_folder``), or ``"tfds:NAME"`` /
+            ``"tfds:NAME:SPLIT"``: a TensorFlow Datasets data set prepared in
+            ``<data_dir>/tensorflow_datasets`` (``load_tfds``; never downloaded).
         split: ``"train"`` or ``"test"`` for mnist and cifar10; "digits" ignores it;
-            celeba, eurosat and folders have only ``"train"`` (the whole set).
+            celeba, eurosat and folders have only ``"train"`` (the whole set); any tfds
+            split for "tfds:" names (a split in the name wins).
         data_dir: Data folder; see ``resolve_data_dir`` ("digits" needs none).
         download: Allow downloading missing files (only MNIST can be downloaded).
         image_size: Output size, int or (height, width); None keeps the native size
             (celeba and eurosat default to 64, digits to 28).
         limit: Keep only the first N examples (for cifar10/eurosat roughly N / 10
-            per class are read so every class is represented).
+            per class are read so every class is represented; tfds: the first N in file order).
         color_mode: None keeps the dataset's channels; "L" (grey) or "RGB" converts every
             image (a folder is read with PIL ``convert(mode)``; other datasets convert
             RGB -> L with PIL's ITU-R 601-2 luma weights, L -> RGB by repeating the channel).
@@ -101,6 +108,10 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         raise DataError(f"color_mode must be None, 'L' or 'RGB', got {color_mode!r}")
     key = name.lower()
     folder = None
+    if name.startswith(TFDS_PREFIX):
+        tfds_name, tfds_split = parse_tfds_name(name, split)
+        ds = load_tfds(tfds_name, tfds_split, data_dir, image_size=image_size, limit=limit)
+        return convert_channels(ds, color_mode)
     if name.startswith("folder:"):
         key, folder = "folder", name[len("folder:"):]
     elif key not in DATASETS and os.path.isdir(os.path.expanduser(name)):
@@ -123,7 +134,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         ds = load_image_folder(Path(folder).expanduser(), image_size=image_size, mode=color_mode)
     else:
         raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}, "
-                        "'folder:<path>' or the path of an existing image folder")
+                        "'folder:<path>', the path of an existing image folder, or "
+                        "'tfds:NAME[:SPLIT]' (a prepared TensorFlow Datasets data set)")
     if limit is not None and limit < len(ds):
         ds = dataclasses.replace(ds.subset(limit), description=f"{ds.description}; first {limit} kept")
     ds = _resized(ds, image_size) if resize_after else ds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,16 @@ from .dataset import ArrayDataset
 from .errors import DataError
 from .paths import DATA_DIR_ENV, resolve_data_dir
 
-__all__ = ["IMAGE_EXTENSIONS", "open_image", "list_images", "resize_image", "load_image_folder",
-           "load_cifar10_jpg", "load_eurosat"]
+__all__ = ["IMAGE_EXTENSIONS", "EUROSAT_CLASSES", "open_image", "list_images", "resize_image",
+           "scan_image_folder", "folder_mode", "stack_images", "load_image_folder",
+           "load_cifar10_jpg", "check_eurosat_classes", "load_eurosat"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# The 10 land-use classes of EuroSAT RGB (its folder names, sorted: labels 0..9).
+EUROSAT_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
+                   "Pasture", "PermanentCrop", "Residential", "River", "SeaLake")
 _MODES = ("L", "RGB")
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
@@ -37,9 +43,13 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         with Image.open(path) as im:
             im.load()
             return im.copy()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot decode image {path} ({exc}); the file is corrupt or not an image: "
-                        "delete or replace it") from None
+    except _DECODE_ERRORS as exc:
+        raise _corrupt(path, exc) from None
+
+
+def _corrupt(path: str | os.PathLike, exc: Exception) -> DataError:
+    return DataError(f"cannot decode image {path} ({exc}); the file is corrupt or not an image: "
+                     "delete or replace it")
 
 
 def _size_hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -107,6 +117,98 @@ def _scan(root: Path, extensions: tuple[str, ...]) -> tuple[list[str] | None, li
     return [d.name for d in subdirs], groups
 
 
+def scan_image_folder(root: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+                      limit_per_class: int | None = None
+                      ) -> tuple[list[str] | None, list[list[Path]]]:
+    """The files `load_image_folder` reads, in its order, without decoding any.
+
+    Args:
+        root: ``root/<class>/<image>`` or a flat folder of images.
+        extensions: File suffixes to read (case-insensitive).
+        limit_per_class: Keep only the first N files of each class (or of the flat folder).
+
+    Returns:
+        (sorted class names, or None for a flat folder; the sorted files of each class, one
+        list for a flat folder). Label k is class_names[k]; the dataset's order is the
+        concatenation of the lists.
+
+    Example:
+        >>> scan_image_folder("pets")  # doctest: +SKIP
+        (['cat', 'dog'], [[Path('pets/cat/1.png'), ...], [Path('pets/dog/1.png'), ...]])
+    """
+    if limit_per_class is not None and limit_per_class < 1:
+        raise DataError(f"limit_per_class must be >= 1, got {limit_per_class}")
+    class_names, groups = _scan(Path(root).expanduser(), tuple(extensions))
+    return class_names, [g[:limit_per_class] for g in groups]
+
+
+def _check_mode(mode: str, path, first: tuple[object, str] | None) -> None:
+    """DataError unless `mode` is "L"/"RGB" and (after the first file) the first file's."""
+    fix = "pass mode='RGB' or mode='L' (the CLI's --color-mode RGB|L) to convert every image"
+    if first is None and mode not in _MODES:
+        raise DataError(f"{path} has PIL mode {mode!r}, not 'L' or 'RGB'; {fix}")
+    if first is not None and mode != first[1]:
+        raise DataError(f"{path} has PIL mode {mode!r} but {first[0]} has {first[1]!r}; {fix}")
+
+
+def folder_mode(files: Sequence[str | os.PathLike]) -> str:
+    """The PIL mode ("L" or "RGB") all `files` share, read from their headers only; the
+    DataError of `load_image_folder(mode=None)` otherwise (another mode, mixed modes, a file
+    that is not an image).
+
+    Example:
+        >>> folder_mode(sum(scan_image_folder("pets")[1], []))  # doctest: +SKIP
+        'RGB'
+    """
+    first = None
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                mode = im.mode
+        except _DECODE_ERRORS as exc:
+            raise _corrupt(path, exc) from None
+        _check_mode(mode, path, first)
+        first = first or (path, mode)
+    if first is None:
+        raise DataError("no image files given")
+    return first[1]
+
+
+def stack_images(images: Iterable[Image.Image], files: Sequence[object],
+                 image_size: int | tuple[int, int] | None = None) -> np.ndarray:
+    """uint8 NHWC array of PIL images in "L" or "RGB" mode, resized like `load_image_folder`.
+
+    Args:
+        images: One decoded image per entry of `files`, in order.
+        files: What each image is (a path, or a description), for error messages.
+        image_size: None requires one size; an int or (height, width) resizes each image
+            with `resize_image` (centre crop to the aspect ratio, PIL BICUBIC).
+
+    Returns:
+        (len(files), H, W, 1 or 3) uint8.
+
+    Example:
+        >>> stack_images([Image.new("L", (4, 4))], ["a.png"], 2).shape
+        (1, 2, 2, 1)
+    """
+    out: np.ndarray | None = None
+    first_size = None
+    for i, (path, img) in enumerate(zip(files, images)):
+        if image_size is not None:
+            img = resize_image(img, image_size)
+        elif first_size is not None and img.size != first_size:
+            raise DataError(f"{path} is {img.size[0]}x{img.size[1]} but {files[0]} is "
+                            f"{first_size[0]}x{first_size[1]}; pass image_size= to resize every image")
+        if out is None:
+            first_size = img.size
+            out = np.empty((len(files), img.size[1], img.size[0], 1 if img.mode == "L" else 3),
+                           np.uint8)
+        out[i] = np.asarray(img, dtype=np.uint8).reshape(out.shape[1:])
+    if out is None:
+        raise DataError("no images given")
+    return out
+
+
 def load_image_folder(root: str | os.PathLike, image_size: int | tuple[int, int] | None = None,
                       mode: str | None = None, extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
                       limit_per_class: int | None = None, name: str | None = None) -> ArrayDataset:
@@ -137,33 +239,21 @@ def load_image_folder(root: str | os.PathLike, image_size: int | tuple[int, int]
     root = Path(root).expanduser()
     if mode is not None and mode not in _MODES:
         raise DataError(f"mode must be None, 'L' or 'RGB', got {mode!r}")
-    if limit_per_class is not None and limit_per_class < 1:
-        raise DataError(f"limit_per_class must be >= 1, got {limit_per_class}")
-    class_names, groups = _scan(root, tuple(extensions))
-    groups = [g[:limit_per_class] for g in groups]
+    class_names, groups = scan_image_folder(root, tuple(extensions), limit_per_class)
     files = [p for g in groups for p in g]
-    images: np.ndarray | None = None
-    first_mode = first_size = None
-    for i, path in enumerate(files):
-        img = open_image(path)
-        if mode is not None:
-            img = img.convert(mode)
-        elif first_mode is None and img.mode not in _MODES:
-            raise DataError(f"{path} has PIL mode {img.mode!r}, not 'L' or 'RGB'; "
-                            "pass mode='RGB' or mode='L' (the CLI's --color-mode RGB|L) to convert every image")
-        elif first_mode is not None and img.mode != first_mode:
-            raise DataError(f"{path} has PIL mode {img.mode!r} but {files[0]} has {first_mode!r}; "
-                            "pass mode='RGB' or mode='L' (the CLI's --color-mode RGB|L) to convert every image")
-        if image_size is not None:
-            img = resize_image(img, image_size)
-        elif first_size is not None and img.size != first_size:
-            raise DataError(f"{path} is {img.size[0]}x{img.size[1]} but {files[0]} is "
-                            f"{first_size[0]}x{first_size[1]}; pass image_size= to resize every image")
-        if images is None:
-            first_mode, first_size = img.mode, img.size
-            channels = 1 if img.mode == "L" else 3
-            images = np.empty((len(files), img.size[1], img.size[0], channels), np.uint8)
-        images[i] = np.asarray(img, dtype=np.uint8).reshape(images.shape[1:])
+
+    def decoded() -> Iterable[Image.Image]:
+        first = None
+        for path in files:
+            img = open_image(path)
+            if mode is not None:
+                img = img.convert(mode)
+            else:
+                _check_mode(img.mode, path, first)
+                first = first or (path, img.mode)
+            yield img
+
+    images = stack_images(decoded(), files, image_size)
     labels = None
     if class_names is not None:
         labels = np.repeat(np.arange(len(groups), dtype=np.int64), [len(g) for g in groups])
@@ -210,12 +300,31 @@ def eurosat_candidates(data_dir: str | os.PathLike | None = None) -> list[Path]:
     return [root / "eurosat" / "2750", root / "2750", root / "EuroSAT_RGB", root / "eurosat" / "EuroSAT_RGB"]
 
 
+def check_eurosat_classes(folder: Path) -> None:
+    """DataError naming the EuroSAT classes missing from `folder` (and any foreign folder)."""
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    missing = [c for c in EUROSAT_CLASSES if c not in found]
+    extra = [c for c in found if c not in EUROSAT_CLASSES]
+    if not missing and not extra:
+        return
+    parts = []
+    if missing:
+        parts.append(f"lacks {len(missing)} of the {len(EUROSAT_CLASSES)} classes: {', '.join(missing)}")
+    if extra:
+        parts.append(f"has folders that are not EuroSAT classes: {', '.join(extra)}")
+    raise DataError(f"EuroSAT RGB folder {folder} {' and '.join(parts)}; it must hold exactly the "
+                    f"class folders {', '.join(EUROSAT_CLASSES)} (<Class>/<Class>_N.jpg): unzip "
+                    "the complete EuroSAT RGB archive again (https://github.com/phelber/EuroSAT)"
+                    + (" and move the other folders out" if extra else ""))
+
+
 def load_eurosat(data_dir: str | os.PathLike | None = None, image_size: int | tuple[int, int] = 64,
                  limit_per_class: int | None = None) -> ArrayDataset:
     """Load EuroSAT RGB (``<Class>/<Class>_N.jpg``, 64x64, 10 land-use classes).
 
     EuroSAT is never downloaded automatically: unzip the EuroSAT RGB archive into
-    one of the folders returned by ``eurosat_candidates``.
+    one of the folders returned by ``eurosat_candidates``. The folder must hold exactly the
+    10 class folders of ``EUROSAT_CLASSES`` (a DataError names missing or foreign ones).
 
     Args:
         data_dir: Data folder; see ``resolve_data_dir``.
@@ -237,6 +346,7 @@ def load_eurosat(data_dir: str | os.PathLike | None = None, image_size: int | tu
                         "(https://github.com/phelber/EuroSAT) and unzip it so that one of these folders "
                         f"holds <Class>/<Class>_N.jpg, with {DATA_DIR_ENV} / --data-dir pointing at "
                         "its data folder")
+    check_eurosat_classes(folder)
     ds = load_image_folder(folder, image_size=image_size, mode="RGB",
                            limit_per_class=limit_per_class, name="eurosat")
     return dataclasses.replace(ds, description=(

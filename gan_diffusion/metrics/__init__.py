@@ -3,8 +3,8 @@
 Two levels:
 - on images (`fid`, `kid`, `isc`, `prc`, `compute_metrics`, `dataset_stats`): uint8 arrays,
   folders, dataset names or cached statistics; features come from a named extractor
-  (`EXTRACTORS`: "inception", "lenet-mnist", "cnn-cifar10", or "auto"), built lazily in a
-  backend (torch if installed, else tf);
+  (`EXTRACTORS`: "inception", "lenet-mnist", "cnn-cifar10", "cnn-cifar10-resized32", or
+  "auto"), built lazily in a backend (torch if installed, else tf);
 - on arrays (`fid_from_features`, `frechet_distance`, `kid_from_features`, ...): NumPy/SciPy in
   float64, never importing TensorFlow or PyTorch.
 

@@ -427,15 +427,17 @@ def fid(real: ImageSource, fake: ImageSource, extractor: str = DEFAULTS["extract
     Args:
         real, fake: uint8 NHWC arrays (N, H, W, C), image folders, dataset names ("mnist",
             "cifar10:test") or statistics (.npz from fid-stats, FeatureStats).
-        extractor: "auto" (Inception if its weights are on disk, else lenet-mnist for 28x28x1
-            and cnn-cifar10 for 32x32x3), "inception", "lenet-mnist" or "cnn-cifar10".
+        extractor: "auto" (Inception if its weights are on disk, else lenet-mnist for 28x28x1,
+            cnn-cifar10 for 32x32x3, cnn-cifar10-resized32 for other RGB sizes), or a name of
+            metrics.extractors.EXTRACTORS.
         backend: "torch" / "tf" / None (torch if installed).
         batch_size: extraction batch size (None: the extractor's default).
         progress: tqdm bar (None: only on a terminal).
         **kwargs: data_dir, cache_dir, limit (see compute_metrics).
 
     Returns:
-        Score named "FID" (Inception) or "FID-LeNet(MNIST)" / "FID-CNN(CIFAR-10)", with
+        Score named "FID" (Inception) or "FID-LeNet(MNIST)" / "FID-CNN(CIFAR-10)" /
+        "FID-CNN(CIFAR-10)@32px", with
         n_real, n_fake, the extractor id and params (backend, preprocessing, inputs).
 
     Example:

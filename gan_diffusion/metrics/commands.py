@@ -1,6 +1,6 @@
 """`gan-diffusion fid` and `gan-diffusion fid-stats` (added to the CLI by `add_parsers`).
 
-    gan-diffusion fid PATH_A PATH_B [--extractor auto|inception|lenet-mnist|cnn-cifar10]
+    gan-diffusion fid PATH_A PATH_B [--extractor auto|inception|lenet-mnist|cnn-cifar10|...]
                       [--backend torch|tf] [--kid] [--isc] [--prc] [--json OUT.json]
     gan-diffusion fid-stats DATASET [--split train|test] [--limit N] [--out FILE.npz]
 
@@ -18,7 +18,8 @@ from gan_diffusion.metrics.extractors import DEFAULTS, EXTRACTORS
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extractor", default=DEFAULTS["extractor"], choices=["auto", *EXTRACTORS],
                    help="feature network (default auto: Inception if its weights are on disk, "
-                   "else lenet-mnist for 28x28x1, cnn-cifar10 for 32x32x3)")
+                   "else lenet-mnist for 28x28x1, cnn-cifar10 for 32x32x3, "
+                   "cnn-cifar10-resized32 for other RGB sizes)")
     p.add_argument("--backend", default=DEFAULTS["backend"],
                    help="torch|tf for feature extraction (default: torch if installed)")
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],

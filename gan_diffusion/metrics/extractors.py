@@ -1,14 +1,18 @@
 """Name-keyed feature extractors and the one table of metric defaults (API and CLI).
 
-    name          label           network                                  images        features
-    inception     Inception       FID Inception-v3 (2015-12-05 TF graph)   any size      pool3 (2048)
-    lenet-mnist   LeNet(MNIST)    shipped LeNet trained on MNIST           28x28 grey    fc (128)
-    cnn-cifar10   CNN(CIFAR-10)   shipped CNN trained on CIFAR-10 JPEG     32x32 RGB     pooled (192)
+    name                   label               network                       images      features
+    inception              Inception           FID Inception-v3 (2015-12-05) any size    pool3 2048
+    lenet-mnist            LeNet(MNIST)        shipped LeNet, MNIST          28x28 grey  fc 128
+    cnn-cifar10            CNN(CIFAR-10)       shipped CNN, CIFAR-10 JPEG    32x32 RGB   pooled 192
+    cnn-cifar10-resized32  CNN(CIFAR-10)@32px  that CNN after a resize to    any RGB     pooled 192
+                                               32x32 (metrics/resized.py)
 
-Scores are named after the extractor: "FID" only for Inception; "FID-LeNet(MNIST)" and
-"FID-CNN(CIFAR-10)" for the offline networks, whose numbers are not comparable with
-Inception FIDs (or with each other). `extractor="auto"` picks Inception when its weight file
-is already on disk (never downloading), else the offline network for the image shape.
+Scores are named after the extractor: "FID" only for Inception; "FID-LeNet(MNIST)",
+"FID-CNN(CIFAR-10)" and "FID-CNN(CIFAR-10)@32px" for the offline networks, whose numbers are
+not comparable with Inception FIDs (or with each other). `extractor="auto"` picks Inception
+when its weight file is already on disk (never downloading), else the offline network for the
+image shape: 28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10, any other HxWx3 ->
+cnn-cifar10-resized32.
 
 Nothing here imports TensorFlow or PyTorch: `load_extractor` imports the backend module on use.
 """
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gan_diffusion.errors import ConfigError, UnknownNameError
+from gan_diffusion.metrics.resized import ResizedExtractor, resized_id
 from gan_diffusion.models import classifiers as clf_spec
 from gan_diffusion.models import inception as inc_spec
 
@@ -46,11 +51,15 @@ class ExtractorEntry:
         module: backend module with `build(...)` (gan_diffusion.<backend>_backend.<module>).
         id_prefix: what its extractor ids start with (to recognise statistics files).
         dataset: the dataset it was trained on / is meant for (None: any).
-        image_shape: the (H, W, C) it takes (None: any size, 1 or 3 channels).
+        image_shape: the (H, W, C) it takes (None: any size, 1 or 3 channels; a None
+            entry: any value there, e.g. (None, None, 3) any size of RGB).
         feature_dim: length of a feature vector.
         batch_size: default batch size for extraction.
         preprocessing: what happens to images before the network (stored with statistics).
         description: one line for listings and reports.
+        network: the classifier it builds (models/classifiers.py; None: `name`).
+        resize_to: side the images are resized to before the network (None: no resize;
+            metrics/resized.py does it in NumPy/PIL, the same for both backends).
     """
 
     name: str
@@ -63,6 +72,8 @@ class ExtractorEntry:
     batch_size: int
     preprocessing: str
     description: str
+    network: str | None = None
+    resize_to: int | None = None
 
     def score_name(self, metric: str) -> str:
         """"FID" / "KID" / "IS" / "precision" for Inception, "FID-LeNet(MNIST)" etc. otherwise."""
@@ -75,15 +86,17 @@ class ExtractorEntry:
         Inception id, or "<name>@<sha256 prefix>" of the shipped classifier weights."""
         if self.name == "inception":
             return inc_spec.EXTRACTOR_ID
-        spec = clf_spec.get_classifier(self.name)
-        return clf_spec.extractor_id(spec, spec.weights_sha256, "shipped")
+        spec = clf_spec.get_classifier(self.network or self.name)
+        inner = clf_spec.extractor_id(spec, spec.weights_sha256, "shipped")
+        return resized_id(self.name, spec.name, inner) if self.resize_to else inner
 
     def build(self, backend: str) -> Any:
         """Build the extractor object in `backend` ("tf" or "torch") with its weights."""
         module = importlib.import_module(f"gan_diffusion.{backend}_backend.{self.module}")
         if self.name == "inception":
             return module.build("fid")
-        return module.build(self.name, "shipped")
+        clf = module.build(self.network or self.name, "shipped")
+        return ResizedExtractor(clf, self.resize_to, self.name) if self.resize_to else clf
 
 
 def _classifier_entry(name: str, batch_size: int) -> ExtractorEntry:
@@ -104,12 +117,24 @@ EXTRACTORS: dict[str, ExtractorEntry] = {
         "needs pt_inception-2015-12-05-6726825d.pth"),
     "lenet-mnist": _classifier_entry("lenet-mnist", 1000),
     "cnn-cifar10": _classifier_entry("cnn-cifar10", 500),
+    "cnn-cifar10-resized32": ExtractorEntry(
+        "cnn-cifar10-resized32", "CNN(CIFAR-10)@32px", "classifiers", "cnn-cifar10-resized32",
+        "cifar10", (None, None, 3), clf_spec.get_classifier("cnn-cifar10").feature_dim, 500,
+        "HxWx3 uint8 -> centre crop to square, PIL BICUBIC resize to 32x32 -> x/127.5-1",
+        "CNN(CIFAR-10)@32px: the shipped CIFAR-10 CNN on RGB images of any size resized to "
+        "32x32 (centre crop to square, PIL BICUBIC), 192 pooled features; not comparable with "
+        "Inception FID, nor with FID-CNN(CIFAR-10) of native 32x32 images",
+        network="cnn-cifar10", resize_to=32),
 }
 
-# Offline extractor per image shape, for extractor="auto" without the Inception weights.
+# Offline extractor per image shape, for extractor="auto" without the Inception weights;
+# RGB images of any other size get AUTO_RGB_FALLBACK.
 AUTO_BY_SHAPE = {(28, 28, 1): "lenet-mnist", (32, 32, 3): "cnn-cifar10"}
-# Image shapes of dataset names (to pick an extractor without loading the data).
-DATASET_SHAPES = {"mnist": (28, 28, 1), "digits": (28, 28, 1), "cifar10": (32, 32, 3)}
+AUTO_RGB_FALLBACK = "cnn-cifar10-resized32"
+# Image shapes of dataset names (to pick an extractor without loading the data; celeba and
+# eurosat at their default size).
+DATASET_SHAPES = {"mnist": (28, 28, 1), "digits": (28, 28, 1), "cifar10": (32, 32, 3),
+                  "celeba": (64, 64, 3), "eurosat": (64, 64, 3)}
 
 
 def get_extractor_entry(name: str) -> ExtractorEntry:
@@ -120,11 +145,10 @@ def get_extractor_entry(name: str) -> ExtractorEntry:
 
 
 def entry_for_id(extractor_id: str) -> ExtractorEntry | None:
-    """The entry whose ids start like `extractor_id` (from a statistics file), or None."""
-    for entry in EXTRACTORS.values():
-        if extractor_id.startswith(entry.id_prefix):
-            return entry
-    return None
+    """The entry whose ids start like `extractor_id` (from a statistics file), or None; the
+    longest prefix wins ("cnn-cifar10-resized32@..." is not "cnn-cifar10")."""
+    found = [e for e in EXTRACTORS.values() if extractor_id.startswith(e.id_prefix)]
+    return max(found, key=lambda e: len(e.id_prefix), default=None)
 
 
 def inception_weights_present() -> bool:
@@ -139,21 +163,26 @@ def inception_weights_present() -> bool:
 
 def auto_extractor(image_shape: tuple[int, ...] | None) -> ExtractorEntry:
     """extractor="auto": Inception when its weights are present, else the offline network for
-    the image shape (28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10).
+    the image shape (28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10, any other HxWx3 ->
+    cnn-cifar10-resized32).
 
     Raises:
-        ConfigError: no Inception weights and no offline network for this shape.
+        ConfigError: no Inception weights and no offline network for this shape (grey images
+            of another size than 28x28, or an unknown shape).
     """
     if inception_weights_present():
         return EXTRACTORS["inception"]
-    shape = tuple(image_shape) if image_shape is not None else None
+    shape = tuple(int(v) for v in image_shape) if image_shape is not None else None
     if shape in AUTO_BY_SHAPE:
         return EXTRACTORS[AUTO_BY_SHAPE[shape]]
+    if shape is not None and len(shape) == 3 and shape[-1] == 3:
+        return EXTRACTORS[AUTO_RGB_FALLBACK]
     what = "these inputs" if shape is None else f"{'x'.join(map(str, shape))} images"
     raise ConfigError(
         f"extractor='auto' found no FID Inception weights ({inc_spec.WEIGHTS_FILE}; looked in: "
         f"{', '.join(map(str, inc_spec.search_dirs()))}) and there is no offline extractor for "
-        f"{what} (offline ones: 28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10). Put the "
+        f"{what} (offline ones: 28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10, other HxWx3 "
+        f"-> {AUTO_RGB_FALLBACK}). Put the "
         f"weights file in ${inc_spec.WEIGHTS_DIR_ENV} or the torch hub cache (from "
         f"{inc_spec.WEIGHTS_URL}), or pass an explicit extractor= / --extractor")
 
@@ -216,8 +245,20 @@ def check_shape(entry: ExtractorEntry, image_shape: tuple[int, ...], what: str) 
             raise ConfigError(f"{what}: the {entry.name} extractor takes HxWx1 or HxWx3 images, "
                               f"got {shape}")
         return
+    if None in entry.image_shape:   # e.g. (None, None, 3): any size, RGB
+        fits = len(shape) == 3 and all(e in (None, v) for e, v in zip(entry.image_shape, shape))
+        if not fits:
+            want = "x".join("*" if e is None else str(e) for e in entry.image_shape)
+            hint = AUTO_BY_SHAPE.get(shape)
+            raise ConfigError(
+                f"{what} are {'x'.join(map(str, shape))} images, but the {entry.name} extractor "
+                f"takes {want} (any size, {entry.image_shape[-1]} channels) only; "
+                + (f"use extractor='{hint}'" if hint else "repeat a grey channel with "
+                   "np.repeat(x, 3, axis=-1), or use extractor='inception' (needs its weights)"))
+        return
     if shape != tuple(entry.image_shape):
-        hint = AUTO_BY_SHAPE.get(shape)
+        rgb = len(shape) == 3 and shape[-1] == 3
+        hint = AUTO_BY_SHAPE.get(shape) or (AUTO_RGB_FALLBACK if rgb else None)
         raise ConfigError(
             f"{what} are {'x'.join(map(str, shape))} images, but the {entry.name} extractor takes "
             f"{'x'.join(map(str, entry.image_shape))} ({entry.dataset}) only and does not resize; "

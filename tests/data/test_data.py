@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, make_eurosat_folder
 from PIL import Image
 
 import gan_diffusion.data as data
 import gan_diffusion.data.mnist as mnist_module
-from gan_diffusion.data import (ArrayDataset, DataError, batch_indices, center_crop_resize,
+from gan_diffusion.data import (EUROSAT_CLASSES, ArrayDataset, DataError, batch_indices, center_crop_resize,
                                 download_file, epoch_order, from_model_range, iterate_batches,
                                 load_celeba, load_cifar10_jpg, load_dataset, load_digits_embedded,
                                 load_eurosat, load_image_folder, load_mnist, read_idx,
@@ -354,17 +354,49 @@ def test_cifar_and_eurosat_layouts(tmp_path):
     for cls in ("airplane", "cat"):
         for i in range(3):
             save(tmp_path / "cifar10-jpg" / "test" / cls / f"{i:04d}.jpg", solid(50, size=(32, 32)))
-            save(tmp_path / "eurosat" / "2750" / cls / f"{cls}_{i}.jpg", solid(50, size=(64, 64)))
+    make_eurosat_folder(tmp_path / "eurosat", per_class=3, size=16)
     ds = load_cifar10_jpg("test", data_dir=tmp_path, limit_per_class=2)
     assert ds.images.shape == (4, 32, 32, 3) and ds.class_names == ["airplane", "cat"]
     assert "JPEG q75" in ds.description and "not comparable" in ds.description
-    eu = load_eurosat(data_dir=tmp_path, image_size=32)
-    assert eu.images.shape == (6, 32, 32, 3) and eu.name == "eurosat"
+    eu = load_eurosat(data_dir=tmp_path, image_size=8)
+    assert eu.images.shape == (30, 8, 8, 3) and eu.name == "eurosat"
+    assert eu.class_names == list(EUROSAT_CLASSES) and eu.labels.tolist() == sorted(list(range(10)) * 3)
     with pytest.raises(DataError) as err:
         load_eurosat(data_dir=tmp_path / "none")
     assert str(tmp_path / "none" / "EuroSAT_RGB") in str(err.value) and "download" in str(err.value)
     with pytest.raises(DataError, match="cifar10-jpg"):
         load_cifar10_jpg("train", data_dir=tmp_path)
+
+
+def test_make_eurosat_folder_writes_the_real_layout(tmp_path):
+    folder = make_eurosat_folder(tmp_path, per_class=2, fmt="png")
+    assert folder == tmp_path / "2750"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(EUROSAT_CLASSES)
+    assert sorted(p.name for p in (folder / "Forest").iterdir()) == ["Forest_1.png", "Forest_2.png"]
+    ds = load_dataset("eurosat", data_dir=tmp_path)                     # found as <data dir>/2750
+    assert ds.images.shape == (20, 64, 64, 3) and ds.class_names == list(EUROSAT_CLASSES)
+    means = ds.images.reshape(10, 2, -1, 3).mean(axis=(1, 2))            # (class, channel)
+    assert np.abs(means[:, None] - means[None]).max(-1)[~np.eye(10, dtype=bool)].min() > 5  # classes differ
+    assert ds.images.std(axis=(1, 2)).min() > 5                          # not flat colours
+    jpg = make_eurosat_folder(tmp_path / "j", per_class=1, size=32)
+    assert (jpg / "River" / "River_1.jpg").is_file()
+    assert load_eurosat(data_dir=tmp_path / "j", image_size=32).images.shape == (10, 32, 32, 3)
+
+
+def test_eurosat_with_missing_classes_names_them(tmp_path):
+    keep = [c for c in EUROSAT_CLASSES if c not in ("Highway", "SeaLake")]
+    make_eurosat_folder(tmp_path, per_class=1, size=8, classes=keep)
+    with pytest.raises(DataError) as err:
+        load_dataset("eurosat", data_dir=tmp_path)
+    msg = str(err.value)
+    assert "lacks 2 of the 10 classes: Highway, SeaLake" in msg and str(tmp_path / "2750") in msg
+    assert "unzip the complete EuroSAT RGB archive" in msg and "not EuroSAT classes" not in msg
+    make_eurosat_folder(tmp_path, per_class=1, size=8, classes=["Highway", "SeaLake", "Clouds"])
+    with pytest.raises(DataError, match="not EuroSAT classes: Clouds.*move the other folders out"):
+        load_eurosat(data_dir=tmp_path)
+    (tmp_path / "2750" / "Clouds" / "Clouds_1.jpg").unlink()
+    (tmp_path / "2750" / "Clouds").rmdir()
+    assert load_eurosat(data_dir=tmp_path, image_size=8).num_classes == 10
 
 
 # ----------------------------------------------------------------------------- CelebA
