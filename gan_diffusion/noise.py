@@ -12,6 +12,8 @@ STREAMS = {"latent": 1, "sample": 2, "label": 3, "interp": 4, "timestep": 5, "di
 STREAMS.update({"reparam": 8, "reparam_eval": 9})  # VAE eps: training steps, evaluation batches
 # Stable Diffusion (sd/pipeline.py): x_T / img2img noise, the VAE posterior draw, scheduler noise
 STREAMS.update({"sd_latents": 10, "sd_encode": 11, "sd_step": 12})
+# StyleGAN2 (models/stylegan2.py step_noise): mixing draws, second latents, layer noise, PL noise
+STREAMS.update({"sg2_mix": 21, "sg2_latent2": 22, "sg2_noise": 23, "sg2_pl": 24})
 assert len(set(STREAMS.values())) == len(STREAMS), "noise stream ids must be unique"
 
 

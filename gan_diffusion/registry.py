@@ -13,6 +13,8 @@ from gan_diffusion.errors import UnknownNameError
 from gan_diffusion.models.dcgan import DCGANConfig
 from gan_diffusion.models.vae import VAEConfig
 from gan_diffusion.models.ddpm import DDPMConfig
+from gan_diffusion.models.ldm import LDMConfig
+from gan_diffusion.models.stylegan2 import StyleGAN2Config
 from gan_diffusion.models.wgan_gp import WGANGPConfig
 from gan_diffusion.sd.config import SDConfig, SDV2Config
 
@@ -67,6 +69,12 @@ register(ModelSpec("vae", VAEConfig, "vae",
                    "VAE (Kingma & Welling 2014), the Keras example's convolutional architecture"))
 register(ModelSpec("ddpm", DDPMConfig, "ddpm",
                    "DDPM (Ho et al. 2020) with a U-Net, DDPM/DDIM samplers, classifier-free guidance"))
+register(ModelSpec("ldm", LDMConfig, "ldm",
+                   "latent diffusion (Rombach et al. 2022): a KL autoencoder, then a latent U-Net with "
+                   "cross-attention on label tokens (two stages; docs/ldm.md)"))
+register(ModelSpec("stylegan2", StyleGAN2Config, "stylegan2",
+                   "StyleGAN2 (Karras et al. 2020), config F scaled down: mapping network, "
+                   "modulated convs, residual D, lazy R1, path length, mixing (docs/stylegan2.md)"))
 register(ModelSpec("sd-v1", SDConfig, "stable_diffusion",
                    "Stable Diffusion v1.x (Rombach et al. 2022): keras-cv / diffusers networks, "
                    "one weight set, text-to-image and image-to-image (not trainable)",

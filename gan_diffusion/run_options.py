@@ -41,6 +41,8 @@ class RunOptions:
     set: list[str] | None = None       # ["field=json value", ...] model config fields
     init: str | None = None            # initial-state checkpoint (read, or written if absent)
     native_rng: bool | None = None     # framework RNG for init and training noise
+    stage: str | None = None           # ldm: autoencoder | diffusion | both (default both)
+    autoencoder: str | None = None     # ldm --stage diffusion: the autoencoder's run folder
     tensorboard: bool | None = None
     # -- not part of the record ------------------------------------------------------------
     data_dir: str | None = None
@@ -49,6 +51,8 @@ class RunOptions:
     resume: bool = False
     rerun: str | None = None           # a config.json to repeat exactly
     allow_version_change: bool = False  # resume/rerun under other versions (recorded)
+    stage_of: dict | None = None       # set by gan_diffusion.stages: the --stage both run an
+                                       # autoencoder run belongs to (recorded as "stage_of")
 
 
 _FIELDS = [f.name for f in dataclasses.fields(RunOptions)]
@@ -59,7 +63,11 @@ DEFAULTS = {"model": "dcgan", "dataset": "digits", "split": "train", "epochs": 5
 CONFIG_FLAGS = ("batch_size", "seed", "optimizer", "learning_rate")  # also model config fields
 NOT_SETTABLE = {"image_shape": "image_shape comes from the data: use --image-size N (and "
                 "--color-mode L|RGB) instead of --set image_shape",
-                "model": "--set model is not a config field: use --model"}
+                "model": "--set model is not a config field: use --model",
+                "stage": "--set stage: use --stage autoencoder|diffusion|both (ldm)",
+                "autoencoder_sha256": "--set autoencoder_sha256: it is recorded from the autoencoder "
+                                      "that --autoencoder RUN (ldm) names"}
+STAGES = ("autoencoder", "diffusion", "both")   # ldm's --stage (gan_diffusion/stages.py)
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -90,6 +98,10 @@ def validate(opts: RunOptions) -> RunOptions:
                           "new --out: pass one of them")
     if opts.color_mode not in (None, "L", "RGB"):
         raise ConfigError(f"--color-mode must be L (grey) or RGB, got {opts.color_mode!r}")
+    if opts.stage not in (None, *STAGES):
+        raise ConfigError(f"--stage must be one of {', '.join(STAGES)}, got {opts.stage!r}")
+    if opts.model not in (None, "ldm") and (opts.stage or opts.autoencoder):
+        raise ConfigError(f"--stage and --autoencoder apply to --model ldm only, not {opts.model}")
     parse_set(opts.set)
     if opts.model is not None:
         from gan_diffusion.registry import get_spec, list_models
@@ -172,7 +184,7 @@ def _shown(value: Any) -> str:
 def resolve(given: RunOptions) -> tuple[RunOptions, dict[str, Any] | None]:
     """The options to run with, and the record they come from (resume, rerun) or None."""
     how = {k: getattr(given, k) for k in ("data_dir", "download", "progress", "resume", "rerun",
-                                         "allow_version_change")}
+                                         "allow_version_change", "stage_of")}
     if given.resume or given.rerun:
         path = Path(given.out) / "config.json" if given.resume else Path(given.rerun)
         what = "--resume" if given.resume else "--rerun"
@@ -190,4 +202,6 @@ def resolve(given: RunOptions) -> tuple[RunOptions, dict[str, Any] | None]:
         epochs = given.epochs if given.resume and given.epochs is not None else base.epochs
         return dataclasses.replace(base, epochs=epochs or DEFAULTS["epochs"], **how), record
     filled = {k: DEFAULTS[k] for k in DEFAULTS if getattr(given, k) is None}
+    if given.model == "ldm" and given.stage is None:
+        filled["stage"] = "both"
     return dataclasses.replace(given, **filled), None

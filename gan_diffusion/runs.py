@@ -64,7 +64,16 @@ def train_run(options: RunOptions) -> RunContext:
             folder is left as it was (a folder this call created is removed again).
         DivergenceError: a non-finite loss; the last good checkpoint is kept.
     """
+    from gan_diffusion import stages
+
     options = validate(options)
+    if stages.ldm_stage(options) is not None:   # latent diffusion: its stages (gan_diffusion/stages.py)
+        return stages.train_ldm(options, train_single)
+    return train_single(options)
+
+
+def train_single(options: RunOptions) -> RunContext:
+    """One run folder (`train_run` after validation; each stage of an ldm run is one)."""
     out = Path(options.out)
     if options.resume and not (out / "checkpoints" / "latest.npz").is_file():
         raise GanDiffusionError(f"--resume: {out} holds no checkpoint (checkpoints/latest.npz); "
@@ -160,7 +169,13 @@ def _starting_state(opts: RunOptions, source: dict[str, Any] | None, backend: An
         eval_data = vae_eval_data(opts.dataset, opts.split, data, opts.data_dir, opts.image_size)
     if opts.resume:
         restore(run)
+        if opts.model == "ldm":   # its autoencoder run must still hold the recorded weights
+            from gan_diffusion.stages import check_autoencoder
+            check_autoencoder(model, opts)
         return run, source.get("rng", rng), eval_data
+    if opts.model == "ldm":       # a diffusion stage: the autoencoder, its sha256, the latent scale
+        from gan_diffusion.stages import attach_autoencoder
+        attach_autoencoder(model, opts, data, source)
     rng.update(initial_state(model, opts.init))
     rng["init_sha256"] = weights_digest(model.get_weights())
     if source is not None:
@@ -192,6 +207,8 @@ def new_record(opts: RunOptions, source: dict[str, Any] | None, run: RunContext,
               "sessions": [session]}
     if opts.rerun:
         record["rerun_of"] = {"path": str(opts.rerun), "started": source.get("started")}
+    if opts.stage_of:
+        record["stage_of"] = opts.stage_of   # the --stage both run (gan_diffusion/stages.py)
     return record
 
 
@@ -231,6 +248,9 @@ def make_run_config(opts: RunOptions, data: Any) -> Any:
         if data.labels is None:
             raise ConfigError(f"--conditional needs a labelled dataset; {data.name} has no labels")
         overrides["num_classes"] = data.num_classes
+    if opts.model == "ldm":   # the stage, and a diffusion stage's autoencoder fields
+        from gan_diffusion.stages import config_overrides
+        overrides.update(config_overrides(opts, data, overrides))
     return make_config(opts.model, image_shape=data.image_shape, **overrides)
 
 

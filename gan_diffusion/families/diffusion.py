@@ -59,7 +59,7 @@ class DiffusionModelBase(TrainerBase):
                 label-dropout mask (N,) bool (parity tests feed them).
 
         Returns:
-            {"t": int64 (N,), "z": NHWC noise, "features": (N, ch) sinusoidal features,
+            {"t": int64 (N,), "z": NHWC noise of sample_shape, "features": (N, ch) sinusoidal features,
              "a": sqrt(abar_t), "b": sqrt(1 - abar_t) each (N, 1, 1, 1), "labels": int64
              (N,) with dropped labels set to the null class, or None}
         """
@@ -70,10 +70,10 @@ class DiffusionModelBase(TrainerBase):
         if t.shape != (n,) or t.min() < 0 or t.max() >= c.timesteps:
             raise ValueError(f"t must be {n} timesteps in [0, {c.timesteps}), got {t.shape}")
         if z is None:
-            z = self.noise.normal(c.seed, "diffusion", step, (n, *c.image_shape))
+            z = self.noise.normal(c.seed, "diffusion", step, (n, *self.sample_shape))
         z = np.asarray(z, c.dtype)
-        if z.shape != (n, *c.image_shape):
-            raise ValueError(f"z (the noise) must have shape {(n, *c.image_shape)} (NHWC), got {z.shape}")
+        if z.shape != (n, *self.sample_shape):
+            raise ValueError(f"z (the noise) must have shape {(n, *self.sample_shape)} (NHWC), got {z.shape}")
         y = None
         if self.num_classes:
             y = self.check_labels(labels, n) if labels is not None else None
@@ -101,19 +101,23 @@ class DiffusionModelBase(TrainerBase):
         return guided_predictor(lambda x, t, y: self.predict_noise(x, t, y, ema), labels,
                                 self.config.null_label, w)
 
-    def make_scheduler(self, sampler: str | None = None, steps: int | None = None, eta: float = 0.0):
+    def make_scheduler(self, sampler: str | None = None, steps: int | None = None,
+                       eta: float | None = None):
         """The DDIM or DDPM scheduler on this model's schedule and settings (steps default: the
-        config's sample_steps for DDIM, all T for DDPM)."""
+        config's sample_steps for DDIM, all T for DDPM; eta default: the config's eta for DDIM,
+        0 for DDPM)."""
         c = self.config
         name = c.sampler if sampler is None else sampler
         if steps is None:
             steps = c.sample_steps if name == "ddim" else c.timesteps
+        if eta is None:
+            eta = c.eta if name == "ddim" else 0.0
         return make_scheduler(name, self.schedule, steps, eta, c.variance_type, c.clip_sample,
                               c.timestep_spacing)
 
     def denoise(self, x_T: np.ndarray, labels: np.ndarray | None = None, seed: int = 0,
                 steps: int | None = None, sampler: str | None = None, guidance: float | None = None,
-                eta: float = 0.0, progress: bool | None = None, ema: bool = True, callback=None,
+                eta: float | None = None, progress: bool | None = None, ema: bool = True, callback=None,
                 batch_size: int | None = None) -> np.ndarray:
         """Run the sampler from x_T (N, H, W, C) to x_0 (float, about [-1, 1]).
 
@@ -135,12 +139,17 @@ class DiffusionModelBase(TrainerBase):
             parts.append(denoise(predict, s, x_T[rows], noise_fn, progress, callback))
         return np.concatenate(parts)
 
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of what is diffused: the images (latent diffusion: its latents)."""
+        return tuple(self.config.image_shape)
+
     def initial_noise(self, n: int, seed: int) -> np.ndarray:
-        """x_T for `sample(n, seed)`: N(0, I), (n, H, W, C), from ("sample", seed, 0)."""
-        return noise.normal(seed, "sample", 0, (n, *self.config.image_shape)).astype(self.config.dtype)
+        """x_T for `sample(n, seed)`: N(0, I), (n, H, W, C) of sample_shape, from ("sample", seed, 0)."""
+        return noise.normal(seed, "sample", 0, (n, *self.sample_shape)).astype(self.config.dtype)
 
     def sample(self, n: int, seed: int = 0, labels: Any = None, steps: int | None = None,
-               sampler: str | None = None, guidance: float | None = None, eta: float = 0.0,
+               sampler: str | None = None, guidance: float | None = None, eta: float | None = None,
                progress: bool | None = None, ema: bool = True, batch_size: int = 256,
                **kwargs: Any) -> np.ndarray:
         """Generate n images by reverse diffusion from seeded noise.
@@ -153,7 +162,7 @@ class DiffusionModelBase(TrainerBase):
             sampler: "ddim" or "ddpm" (default: config.sampler).
             guidance: classifier-free guidance weight w (eps_u + w (eps_c - eps_u); 1 = none;
                 default config.guidance); conditional models only.
-            eta: DDIM noise (0 = deterministic).
+            eta: DDIM noise (0 = deterministic, 1 = DDPM's; default config.eta for DDIM).
             progress: tqdm bar over the steps (None: only on a terminal).
             ema: sample with the EMA weights (default) or the raw trained weights.
             batch_size: images per network call (the result does not depend on it).
@@ -209,7 +218,7 @@ class DiffusionModelBase(TrainerBase):
         """
         y = self.check_labels(labels, n)
         x_T = self.initial_noise(n, seed)
-        s = self.make_scheduler(kwargs.get("sampler"), kwargs.get("steps"), kwargs.get("eta", 0.0))
+        s = self.make_scheduler(kwargs.get("sampler"), kwargs.get("steps"), kwargs.get("eta"))
         keep = set(np.linspace(0, s.num_inference_steps - 1, frames - 1).round().astype(int).tolist())
         shots = [x_T]
 

@@ -105,6 +105,8 @@ class DDPMSchedulerConfig(Config):
         schedule, timesteps, beta_start, beta_end: noise schedule ("linear" or "cosine").
         variance_type, clip_sample, timestep_spacing: sampler settings.
         sampler, sample_steps: the default sampler and its steps for sample() and previews.
+        eta: the default DDIM noise for sample() and previews: 0 deterministic, 1 as much
+            noise as DDPM (added after 0.1.0; records without it load as 0, as they sampled).
     """
 
     model: ClassVar[str] = "ddpm-scheduler"
@@ -118,10 +120,16 @@ class DDPMSchedulerConfig(Config):
     timestep_spacing: str = "leading"
     sampler: str = "ddim"
     sample_steps: int = 50
+    eta: float = 0.0
 
     def validate(self) -> None:
         super().validate()
         check_positive(self, "timesteps", "sample_steps")
+        if self.eta < 0.0:
+            raise ConfigError(f"ddpm eta must be >= 0 (0: deterministic DDIM), got {self.eta!r}")
+        if self.eta and self.sampler != "ddim":
+            raise ConfigError(f"ddpm eta applies to the DDIM sampler only, not {self.sampler!r} "
+                              "(DDPM's noise is fixed by variance_type)")
         for name, choices in (("schedule", SCHEDULES), ("variance_type", VARIANCE_TYPES),
                               ("timestep_spacing", SPACINGS), ("sampler", SAMPLERS)):
             check_choice(self, name, choices)

@@ -19,6 +19,16 @@ Architecture (Ho et al. 2020, as in diffusers' UNet2DModel), ch = base_channels,
     Attention(x):      single head over the H*W positions: x + proj(softmax(q k^T / sqrt(C)) v),
                        q, k, v, proj Dense(C -> C) applied to GroupNorm(x)
 
+Optional cross-attention (off unless the config has `context_classes` > 0; DDPM configs have
+no such field, so a DDPM's blocks, weight names and numerics are unchanged): the labels
+become a context of T tokens, context = Embedding(K + 1, T * D)(y) reshaped to (N, T, D)
+(canonical unet/context/embeddings (K + 1, T * D); row K is the null label of classifier-free
+guidance), and every Attention block is followed by a CrossAttention block
+("<level>.xattn<j>", "mid.xattn"):
+
+    CrossAttention(x, context): x + proj(softmax(q k^T / sqrt(C)) v), q = Dense(C -> C) of
+                       GroupNorm(x) over the H*W positions, k, v = Dense(D -> C) of the T tokens
+
 Padding, all exactly the same in both frameworks: 3x3 stride-1 convs pad 1 on every side
 (Keras 'same' is symmetric for odd kernels at stride 1); the stride-2 downsampling pads 1 on
 every side explicitly, then a 'valid' conv (torch's padding=1; Keras' 'same' would pad 0
@@ -49,7 +59,7 @@ class Block:
 
     Attributes:
         name: canonical block name, e.g. "down1.res0", "mid.attn", "up0.upsample".
-        kind: "conv_in", "res", "attn", "down", "up" or "out".
+        kind: "conv_in", "res", "attn", "xattn" (cross-attention), "down", "up" or "out".
         in_ch, out_ch: widths (a "res" block's in_ch includes a concatenated skip).
         size: spatial side of the block's input.
         push: the output is kept as a skip connection.
@@ -65,11 +75,27 @@ class Block:
     concat: bool = False
 
 
+def context_spec(cfg: Any) -> tuple[int, int, int]:
+    """(K, D, T) of the optional cross-attention context: label classes, token width, tokens
+    per label; K = 0 (no `context_classes` field, e.g. a DDPMConfig) turns it off."""
+    k = int(getattr(cfg, "context_classes", 0))
+    return (k, int(cfg.context_dim), int(cfg.context_tokens)) if k else (0, 0, 0)
+
+
 def unet_blocks(cfg: Any) -> list[Block]:
-    """The U-Net as a list of blocks (see the module docstring), from a DDPMConfig."""
+    """The U-Net as a list of blocks (see the module docstring), from a DDPMConfig (or any
+    object with its U-Net fields, e.g. models/ldm.py's latent U-Net)."""
     side, _, channels = cfg.image_shape
     ch, mults, n_res = cfg.base_channels, cfg.channel_mults, cfg.num_res_blocks
     attn = set(cfg.attention_resolutions)
+    cross = context_spec(cfg)[0] > 0
+
+    def attention(name: str, width: int, size: int) -> list[Block]:
+        out = [Block(name, "attn", width, width, size)]
+        if cross:                                                       # "down0.attn0" -> "down0.xattn0"
+            out.append(Block(name.replace("attn", "xattn"), "xattn", width, width, size))
+        return out
+
     blocks = [Block("conv_in", "conv_in", channels, ch, side, push=True)]
     skips, width, size = [ch], ch, side
     for i, mult in enumerate(mults):                                   # down
@@ -77,14 +103,14 @@ def unet_blocks(cfg: Any) -> list[Block]:
             blocks.append(Block(f"down{i}.res{j}", "res", width, ch * mult, size))
             width = ch * mult
             if size in attn:
-                blocks.append(Block(f"down{i}.attn{j}", "attn", width, width, size))
+                blocks += attention(f"down{i}.attn{j}", width, size)
             blocks[-1] = dataclasses.replace(blocks[-1], push=True)
             skips.append(width)
         if i < len(mults) - 1:
             blocks.append(Block(f"down{i}.downsample", "down", width, width, size, push=True))
             skips.append(width)
             size //= 2
-    blocks += [Block("mid.res0", "res", width, width, size), Block("mid.attn", "attn", width, width, size),
+    blocks += [Block("mid.res0", "res", width, width, size), *attention("mid.attn", width, size),
                Block("mid.res1", "res", width, width, size)]
     for i in reversed(range(len(mults))):                              # up
         for j in range(n_res + 1):
@@ -92,7 +118,7 @@ def unet_blocks(cfg: Any) -> list[Block]:
             blocks.append(Block(f"up{i}.res{j}", "res", width + skip, ch * mults[i], size, concat=True))
             width = ch * mults[i]
             if size in attn:
-                blocks.append(Block(f"up{i}.attn{j}", "attn", width, width, size))
+                blocks += attention(f"up{i}.attn{j}", width, size)
         if i > 0:
             blocks.append(Block(f"up{i}.upsample", "up", width, width, size))
             size *= 2
@@ -101,9 +127,11 @@ def unet_blocks(cfg: Any) -> list[Block]:
     return blocks
 
 
-def block_params(block: Block, temb_dim: int) -> dict[str, tuple[str, tuple[int, ...]]]:
+def block_params(block: Block, temb_dim: int, context_dim: int = 0
+                 ) -> dict[str, tuple[str, tuple[int, ...]]]:
     """{"<part>/<param>": (kind, shape)} of one block; kind is the layout family
-    ("conv", "dense", "norm", "bias") that backends map to and from canonical arrays."""
+    ("conv", "dense", "norm", "bias") that backends map to and from canonical arrays.
+    `context_dim`: the token width D of an "xattn" block's keys and values."""
     i, o = block.in_ch, block.out_ch
 
     def conv(k, a, b):
@@ -125,6 +153,9 @@ def block_params(block: Block, temb_dim: int) -> dict[str, tuple[str, tuple[int,
             parts["skip"] = conv(1, i, o)
     elif block.kind == "attn":
         parts = {"norm": norm(i), **{p: dense(i, i) for p in ("q", "k", "v", "proj")}}
+    elif block.kind == "xattn":
+        parts = {"norm": norm(i), "q": dense(i, i), "k": dense(context_dim, i),
+                 "v": dense(context_dim, i), "proj": dense(i, i)}
     elif block.kind in ("down", "up"):
         parts[""] = conv(3, i, o)
     elif block.kind == "out":
@@ -142,8 +173,11 @@ def unet_params(cfg: Any) -> dict[str, tuple[str, tuple[int, ...]]]:
            "time.dense1/kernel": ("dense", (E, E)), "time.dense1/bias": ("bias", (E,))}
     if cfg.num_classes:
         out["label/embeddings"] = ("embed", (cfg.num_classes + 1, E))
+    k, d, tokens = context_spec(cfg)
+    if k:
+        out["context/embeddings"] = ("embed", (k + 1, tokens * d))
     for block in unet_blocks(cfg):
-        out.update(block_params(block, E))
+        out.update(block_params(block, E, d))
     return out
 
 

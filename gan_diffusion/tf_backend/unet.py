@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from gan_diffusion.models.unet import Block, unet_blocks, unet_params
+from gan_diffusion.models.unet import Block, context_spec, unet_blocks, unet_params
 
 PARAM_ATTRS = {"kernel": "kernel", "bias": "bias", "gamma": "gamma", "beta": "beta",
                "embeddings": "embeddings"}  # canonical param -> Keras attribute
@@ -91,6 +91,27 @@ class AttentionBlock(keras.layers.Layer):
         return x + tf.reshape(out, shape)
 
 
+class CrossAttentionBlock(keras.layers.Layer):
+    """Single-head cross-attention of the H*W positions (queries) over the T context tokens
+    (keys, values of width D), with a residual connection; called as block(x, context)."""
+
+    def __init__(self, block: Block, cfg):
+        super().__init__(name=block.name, dtype=cfg.dtype)
+        c = block.in_ch
+        self.norm = group_norm(cfg, "norm")
+        self.q, self.k, self.v, self.proj = (dense(cfg, c, n) for n in ("q", "k", "v", "proj"))
+        self.scale = c ** -0.5
+        self.parts = {"norm": self.norm, "q": self.q, "k": self.k, "v": self.v, "proj": self.proj}
+
+    def call(self, x, context, training=False):
+        shape = tf.shape(x)                                            # (N, H, W, C)
+        tokens = tf.reshape(self.norm(x), [shape[0], shape[1] * shape[2], shape[3]])  # (N, HW, C)
+        q, k, v = self.q(tokens), self.k(context), self.v(context)    # (N, HW, C), (N, T, C) x2
+        w = tf.nn.softmax(tf.einsum("nqc,nkc->nqk", q, k) * self.scale, axis=-1)     # (N, HW, T)
+        out = self.proj(tf.einsum("nqk,nkc->nqc", w, v))                              # (N, HW, C)
+        return x + tf.reshape(out, shape)
+
+
 class Downsample(keras.layers.Layer):
     """3x3 conv, stride 2, after zero padding 1 on every side (exactly torch's padding=1)."""
 
@@ -129,13 +150,14 @@ class OutputBlock(keras.layers.Layer):
         return self.conv(silu(self.norm(x)))
 
 
-BLOCKS = {"conv_in": InputConv, "res": ResBlock, "attn": AttentionBlock, "down": Downsample,
-          "up": Upsample, "out": OutputBlock}
+BLOCKS = {"conv_in": InputConv, "res": ResBlock, "attn": AttentionBlock, "xattn": CrossAttentionBlock,
+          "down": Downsample, "up": Upsample, "out": OutputBlock}
 
 
 class UNet(keras.Model):
     """Noise predictor eps(x_t, t[, y]): x (N, H, W, C), sinusoidal features (N, ch),
-    labels (N,) int for a conditional model -> (N, H, W, C)."""
+    labels (N,) int for a conditional model (class embedding, or the cross-attention
+    context when the config has one) -> (N, H, W, C)."""
 
     def __init__(self, cfg, name: str = "unet"):
         super().__init__(name=name, dtype=cfg.dtype)
@@ -144,27 +166,35 @@ class UNet(keras.Model):
         self.time_dense0, self.time_dense1 = dense(cfg, E, "time.dense0"), dense(cfg, E, "time.dense1")
         self.label = (keras.layers.Embedding(cfg.num_classes + 1, E, name="label", dtype=cfg.dtype)
                       if cfg.num_classes else None)
+        k, d, tokens = context_spec(cfg)
+        self.context_shape = (tokens, d)
+        self.context = (keras.layers.Embedding(k + 1, tokens * d, name="context", dtype=cfg.dtype)
+                        if k else None)
         self.blocks = [BLOCKS[spec.kind](spec, cfg) for spec in self.specs]
         side, _, channels = cfg.image_shape                            # build the variables
         self(tf.zeros((1, side, side, channels), cfg.dtype), tf.zeros((1, cfg.base_channels), cfg.dtype),
-             tf.zeros((1,), tf.int32) if cfg.num_classes else None)
+             tf.zeros((1,), tf.int32) if cfg.num_classes or k else None)
 
     def call(self, x, features, labels=None, training=False):
         temb = self.time_dense1(silu(self.time_dense0(features)))     # (N, E)
         if self.label is not None:
             temb = temb + self.label(labels)                           # + class embedding (N, E)
+        context = None
+        if self.context is not None:                                   # label tokens (N, T, D)
+            context = tf.reshape(self.context(labels), [-1, *self.context_shape])
         skips, h = [], x
         for spec, block in zip(self.specs, self.blocks):
             if spec.concat:
                 h = tf.concat([h, skips.pop()], axis=-1)               # channels last
-            h = block(h, temb, training=training)
+            h = block(h, context if spec.kind == "xattn" else temb, training=training)
             if spec.push:
                 skips.append(h)
         return h
 
     def canonical_tensors(self) -> dict[str, tuple[keras.Variable, str]]:
         """{"<layer>/<param>": (variable, kind)} for every canonical weight (models/unet.py)."""
-        layers = {"time.dense0": self.time_dense0, "time.dense1": self.time_dense1, "label": self.label}
+        layers = {"time.dense0": self.time_dense0, "time.dense1": self.time_dense1, "label": self.label,
+                  "context": self.context}
         for spec, block in zip(self.specs, self.blocks):
             layers.update({f"{spec.name}.{p}" if p else spec.name: m for p, m in block.parts.items()})
         out = {}

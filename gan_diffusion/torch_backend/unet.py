@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_diffusion.models.unet import Block, unet_blocks, unet_params
+from gan_diffusion.models.unet import Block, context_spec, unet_blocks, unet_params
 
 PARAM_ATTRS = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias",
                "embeddings": "weight"}  # canonical param -> torch attribute
@@ -92,6 +92,27 @@ class AttentionBlock(nn.Module):
         return x + out.transpose(1, 2).reshape(n, c, h, w)
 
 
+class CrossAttentionBlock(nn.Module):
+    """Single-head cross-attention of the H*W positions (queries) over the T context tokens
+    (keys, values of width D), with a residual connection; called as block(x, context)."""
+
+    def __init__(self, block: Block, cfg):
+        super().__init__()
+        c, d = block.in_ch, context_spec(cfg)[1]
+        self.norm = group_norm(cfg, c)
+        self.q, self.k, self.v, self.proj = dense(cfg, c, c), dense(cfg, d, c), dense(cfg, d, c), dense(cfg, c, c)
+        self.scale = c ** -0.5
+        self.parts = {"norm": self.norm, "q": self.q, "k": self.k, "v": self.v, "proj": self.proj}
+
+    def forward(self, x, context):
+        n, c, h, w = x.shape                                           # (N, C, H, W)
+        tokens = self.norm(x).reshape(n, c, h * w).transpose(1, 2)     # (N, HW, C)
+        q, k, v = self.q(tokens), self.k(context), self.v(context)    # (N, HW, C), (N, T, C) x2
+        weights = torch.softmax(torch.einsum("nqc,nkc->nqk", q, k) * self.scale, dim=-1)  # (N, HW, T)
+        out = self.proj(torch.einsum("nqk,nkc->nqc", weights, v))                         # (N, HW, C)
+        return x + out.transpose(1, 2).reshape(n, c, h, w)
+
+
 class Downsample(nn.Module):
     """3x3 conv, stride 2, after zero padding 1 on every side (padding=1)."""
 
@@ -128,13 +149,14 @@ class OutputBlock(nn.Module):
         return self.conv(silu(self.norm(x)))
 
 
-BLOCKS = {"conv_in": InputConv, "res": ResBlock, "attn": AttentionBlock, "down": Downsample,
-          "up": Upsample, "out": OutputBlock}
+BLOCKS = {"conv_in": InputConv, "res": ResBlock, "attn": AttentionBlock, "xattn": CrossAttentionBlock,
+          "down": Downsample, "up": Upsample, "out": OutputBlock}
 
 
 class UNet(nn.Module):
     """Noise predictor eps(x_t, t[, y]): x (N, C, H, W), sinusoidal features (N, ch),
-    labels (N,) int for a conditional model -> (N, C, H, W)."""
+    labels (N,) int for a conditional model (class embedding, or the cross-attention
+    context when the config has one) -> (N, C, H, W)."""
 
     def __init__(self, cfg, name: str = "unet"):
         super().__init__()
@@ -142,6 +164,9 @@ class UNet(nn.Module):
         ch, E = cfg.base_channels, 4 * cfg.base_channels
         self.time_dense0, self.time_dense1 = dense(cfg, ch, E), dense(cfg, E, E)
         self.label = nn.Embedding(cfg.num_classes + 1, E) if cfg.num_classes else None
+        k, d, tokens = context_spec(cfg)
+        self.context_shape = (tokens, d)
+        self.context = nn.Embedding(k + 1, tokens * d) if k else None
         self.blocks = nn.ModuleList(BLOCKS[spec.kind](spec, cfg) for spec in self.specs)
         self.to(getattr(torch, cfg.dtype))
 
@@ -149,18 +174,22 @@ class UNet(nn.Module):
         temb = self.time_dense1(silu(self.time_dense0(features)))     # (N, E)
         if self.label is not None:
             temb = temb + self.label(labels)                           # + class embedding (N, E)
+        context = None
+        if self.context is not None:                                   # label tokens (N, T, D)
+            context = self.context(labels).reshape(-1, *self.context_shape)
         skips, h = [], x
         for spec, block in zip(self.specs, self.blocks):
             if spec.concat:
                 h = torch.cat([h, skips.pop()], dim=1)                 # channels first
-            h = block(h, temb)
+            h = block(h, context if spec.kind == "xattn" else temb)
             if spec.push:
                 skips.append(h)
         return h
 
     def canonical_tensors(self) -> dict[str, tuple[torch.Tensor, str]]:
         """{"<layer>/<param>": (tensor, kind)} for every canonical weight (models/unet.py)."""
-        layers = {"time.dense0": self.time_dense0, "time.dense1": self.time_dense1, "label": self.label}
+        layers = {"time.dense0": self.time_dense0, "time.dense1": self.time_dense1, "label": self.label,
+                  "context": self.context}
         for spec, block in zip(self.specs, self.blocks):
             layers.update({f"{spec.name}.{p}" if p else spec.name: m for p, m in block.parts.items()})
         out = {}

@@ -159,7 +159,8 @@ def test_ddim_sample_parity(pair, src, dst):
     b.set_weights(a.get_weights())
     y = np.array([0, 1, 2, 0])
     x_T = a.initial_noise(4, seed=1)
-    for kw in (dict(sampler="ddim", steps=10, guidance=2.0), dict(sampler="ddpm", steps=10, guidance=1.0)):
+    for kw in (dict(sampler="ddim", steps=10, guidance=2.0), dict(sampler="ddim", steps=10, eta=1.0),
+               dict(sampler="ddpm", steps=10, guidance=1.0)):
         xa = a.denoise(x_T, y, seed=1, **kw)
         xb = b.denoise(x_T, y, seed=1, **kw)
         assert np.abs(xa - xb).max() < 1e-3, (kw, np.abs(xa - xb).max())
@@ -192,6 +193,29 @@ def test_sample_api_and_guidance_semantics(pair):
         m.sample(2, labels=[0, 3])
     with pytest.raises(ConfigError, match="unknown sampler 'euler'"):
         m.sample(2, labels=0, sampler="euler")
+
+
+def test_config_eta_is_the_default_ddim_noise(pair):
+    """config.eta is what sample(), class_grid() and trajectory() use unless eta is given;
+    the DDPM sampler ignores it (its noise is the variance_type's)."""
+    m = pair["torch"]
+    perturb_native(m, seed=5, scale=0.02)
+    config = m.config
+    kw = dict(seed=4, labels=[0, 1], steps=5)
+    plain, noisy = m.sample(2, **kw), m.sample(2, eta=1.0, **kw)
+    assert not np.array_equal(plain, noisy)
+    try:
+        m.config = config.replace(eta=1.0)
+        np.testing.assert_array_equal(m.sample(2, **kw), noisy)
+        np.testing.assert_array_equal(m.sample(2, eta=0.0, **kw), plain)   # an explicit eta wins
+        np.testing.assert_array_equal(m.trajectory(n=2, frames=3, **kw)[2::3], noisy)
+        np.testing.assert_array_equal(m.class_grid(per_class=2, seed=4, steps=5)[2:4],
+                                      m.sample(2, seed=4, labels=1, steps=5))
+        ddpm = m.sample(2, sampler="ddpm", **kw)                            # no eta error
+        m.config = config
+        np.testing.assert_array_equal(m.sample(2, sampler="ddpm", **kw), ddpm)
+    finally:
+        m.config = config
 
 
 def test_unconditional_sampling_and_figures(backends):
@@ -234,6 +258,8 @@ def test_checkpoint_crosses_backends(pair, src, dst, tmp_path):
     (dict(schedule="quadratic"), "schedule must be one of"),
     (dict(sample_steps=2000), "exceeds timesteps"),
     (dict(num_classes=1), "num_classes must be 0"),
+    (dict(eta=-0.5), "eta must be >= 0"),
+    (dict(sampler="ddpm", eta=1.0), "eta applies to the DDIM sampler only"),
 ])
 def test_bad_ddpm_config_is_rejected(bad, match):
     with pytest.raises(ConfigError, match=match):
