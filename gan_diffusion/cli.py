@@ -6,8 +6,9 @@ options, model config, versions, seed, threads, machine), history.json, train.lo
 samples/epoch_NNNN.png and checkpoints/latest.npz. `train --rerun RUN/config.json` repeats
 a recorded run. A VAE run also writes eval.json (negative ELBO, bits/dim, PSNR and SSIM on
 held-out images after every epoch), reconstructions.png, interpolations.png and, for
-latent_dim 2, manifold.png and latent_scatter.png (docs/vae.md). `train` is parsing plus
-one call: the run itself is gan_diffusion/runs.py.
+latent_dim 2, manifold.png and latent_scatter.png (docs/vae.md). `train --model ldm --stage
+autoencoder|diffusion|both` trains latent diffusion's stages (gan_diffusion/stages.py,
+docs/ldm.md). `train` is parsing plus one call: the run itself is gan_diffusion/runs.py.
 
 Train flags default to None ("not given"): a new run fills in the defaults (run_options.DEFAULTS,
 the model config), `--resume` and `--rerun` take every option from the record and refuse a
@@ -104,7 +105,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"gan_diffusion {__version__}")
     print(f"backends installed: {', '.join(available_backends()) or 'none'}")
     print(f"models: {', '.join(list_models())}")
-    print(f"datasets: {', '.join(DATASETS)}, or folder:PATH")
+    print(f"datasets: {', '.join(DATASETS)}, folder:PATH, or tfds:NAME[:SPLIT] (a prepared tensorflow-datasets set)")
     print(f"data dir: {resolve_data_dir(args.data_dir)}")
     return 0
 
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: $GAN_DIFFUSION_BACKEND)")
     t.add_argument("--model", default=None, choices=list_models(trainable=True), help="default: dcgan")
     t.add_argument("--dataset", default=None, help="digits (embedded, offline; the default), mnist, "
-                   "cifar10, celeba, eurosat, folder:PATH")
+                   "cifar10, celeba, eurosat, folder:PATH, tfds:NAME[:SPLIT]")
     t.add_argument("--split", default=None, help="train (default) or test")
     t.add_argument("--color-mode", default=None, choices=("L", "RGB"), help="convert every image to "
                    "grey (L) or RGB (needed for folders that mix both)")
@@ -159,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "run's initial state there, so later runs (other backends) start identically")
     t.add_argument("--native-rng", action="store_true", default=None, help="draw initial weights and training "
                    "noise with the framework's own RNG instead of the shared NumPy streams")
+    t.add_argument("--stage", default=None, choices=("autoencoder", "diffusion", "both"),
+                   help="ldm: train the KL autoencoder, the latent diffusion U-Net on a finished "
+                   "autoencoder (--autoencoder RUN), or both (OUT/autoencoder, then OUT; the default)")
+    t.add_argument("--autoencoder", default=None, metavar="RUN", help="ldm --stage diffusion: the "
+                   "run folder of a finished --stage autoencoder run (its sha256 is recorded)")
     t.add_argument("--tensorboard", action="store_true", default=None, help="write TensorBoard event files "
                    "(scalars per epoch, sample grids) to OUT/tensorboard with the framework's writer")
     t.set_defaults(func=cmd_train)
@@ -187,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="train every (model, backend, seed), then tables, plots "
                        "and an HTML report (docs/compare.md)")
-    c.add_argument("--models", default=None, help="comma-separated registered models (default: "
-                   "all registered of dcgan,wgan-gp,vae,ddpm)")
+    c.add_argument("--models", default=None, help="comma-separated registered models, and the "
+                   "evaluation-only sd-img2img (Stable Diffusion image-to-image of the evaluation "
+                   "images, compare/img2img.py) (default: all registered of dcgan,wgan-gp,vae,ddpm)")
     c.add_argument("--backends", default=None, help="comma-separated backends (default: tf,torch)")
     c.add_argument("--preset", default=None, choices=("quick", "paper"), help="quick: minutes on "
                    "2 cores on the embedded digits; paper: MNIST, 50 epochs, 3 seeds")
@@ -230,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 # optional dependency -> the pyproject extra that installs it (ModuleNotFoundError's advice)
 _EXTRAS = {"tensorflow": "tf", "keras": "tf", "torch": "torch", "tensorboard": "tf",
            "diffusers": "diffusers", "transformers": "diffusers", "safetensors": "diffusers",
-           "keras_cv": "sd-tf"}
+           "keras_cv": "sd-tf", "tensorflow_datasets": "tfds"}
 
 
 def main(argv: list[str] | None = None) -> int:

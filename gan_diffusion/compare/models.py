@@ -17,6 +17,9 @@ Fields:
     quick, paper  config overrides for `--preset quick` / `--preset paper`.
     history_quality  final-epoch loss names reported as quality (e.g. the VAE's negative ELBO
                   per image); any loss whose name contains "elbo" is reported anyway.
+    evaluation_only  the config class of a model that trains nothing and is not in the
+                  registry's trainable models: its runs are the worker's `img2img` kind
+                  (sd-img2img, compare/img2img.py); None for trained models.
 """
 from __future__ import annotations
 
@@ -63,6 +66,7 @@ class ModelTraits:
     paper: dict = dataclasses.field(default_factory=dict)
     history_quality: tuple[str, ...] = ()
     evaluate: tuple[str, ...] = ()
+    evaluation_only: type[Config] | None = None
 
 
 TRAITS: dict[str, ModelTraits] = {
@@ -77,6 +81,20 @@ TRAITS: dict[str, ModelTraits] = {
                         quick={"base_channels": 16, "channel_mults": [1, 2], "batch_size": 32,
                                "sample_steps": 20}),
 }
+
+
+def _img2img_traits() -> ModelTraits:
+    from gan_diffusion.compare.img2img import Img2ImgConfig
+
+    return ModelTraits(evaluation_only=Img2ImgConfig)
+
+
+TRAITS["sd-img2img"] = _img2img_traits()   # Stable Diffusion image-to-image, evaluation only
+
+
+def evaluation_only(model: str) -> bool:
+    """Whether `model` is an evaluation-only model of the harness (trains nothing)."""
+    return traits(model).evaluation_only is not None
 
 
 def traits(model: str) -> ModelTraits:

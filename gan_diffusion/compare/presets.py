@@ -102,8 +102,10 @@ def resolve(preset: str | None, models: str | None = None, backends: str | None 
         UnknownNameError: an unknown preset, model or backend (listing the valid ones).
     """
     from gan_diffusion.backends import canonical_backend_name
-    from gan_diffusion.compare.models import traits
+    from gan_diffusion.compare.models import TRAITS, evaluation_only, traits
     from gan_diffusion.registry import get_spec, list_models
+
+    EVALUATION_ONLY = sorted(m for m in TRAITS if evaluation_only(m))
 
     if preset and preset not in PRESETS:
         raise UnknownNameError("preset", preset, PRESETS)
@@ -114,10 +116,15 @@ def resolve(preset: str | None, models: str | None = None, backends: str | None 
     else:
         names = [m for m in PRESET_MODELS if m in list_models()]
     for name in names:
+        if evaluation_only(name):
+            continue
+        if name not in list_models():
+            raise UnknownNameError("model", name, list_models() + EVALUATION_ONLY)
         if not get_spec(name).trainable:  # get_spec: "unknown model 'x'; valid models: ..."
             raise ConfigError(f"model {name!r} is not trainable, so compare cannot train it; "
-                              f"trainable models: {', '.join(list_models(trainable=True))} "
-                              "(sample it with `gan-diffusion sd`)")
+                              f"trainable models: {', '.join(list_models(trainable=True))}, and "
+                              f"evaluation-only: {', '.join(EVALUATION_ONLY)} "
+                              "(or sample it with `gan-diffusion sd`)")
     if len(set(names)) != len(names):
         raise ConfigError(f"--models lists a model twice: {names}")
     bnames = [canonical_backend_name(b) for b in (backends.split(",") if backends
@@ -130,6 +137,9 @@ def resolve(preset: str | None, models: str | None = None, backends: str | None 
     user = parse_set(sets, names)
     overrides = {m: {**getattr(traits(m), preset, {}), **user[m]} if preset in ("quick", "paper")
                  else user[m] for m in names}
+    for name in names:   # evaluation-only settings are checked before any run starts
+        if evaluation_only(name):
+            traits(name).evaluation_only.from_dict(overrides[name]).check()
     threads = values["threads"]
     return CompareOptions(
         models=names, backends=bnames, dataset=values["dataset"], epochs=int(values["epochs"]),

@@ -138,7 +138,8 @@ def prepare_reference(opts: CompareOptions, out: Path) -> Path:
     ds = load_dataset(opts.dataset, split=meta["split"], data_dir=opts.data_dir,
                       image_size=opts.image_size)
     idx = np.sort(np.random.default_rng(0).permutation(len(ds))[:opts.n_eval])
-    save_images(path, ds.images[idx], request=meta, n=int(len(idx)), description=ds.description)
+    save_images(path, ds.images[idx], request=meta, n=int(len(idx)), description=ds.description,
+                labels=None if ds.labels is None else ds.labels[idx].tolist())
     return path
 
 
@@ -198,14 +199,20 @@ def _run_locked(opts: CompareOptions, out: Path, report_only: bool, start: float
             folder.mkdir(parents=True)
             entry = traits(model)
             spec = {"model": model, "backend": backend, "seed": seed, "run_dir": str(folder),
-                    "train_options": train_options(opts, out, model, backend, seed),
-                    "n_eval": opts.n_eval, "sample_kwargs": entry.sample_kwargs,
-                    "trajectory": entry.trajectory, "evaluate": list(entry.evaluate),
+                    "n_eval": opts.n_eval,
                     "eval_data": {"dataset": opts.dataset, "split": eval_split(opts.dataset),
                                   "data_dir": opts.data_dir, "image_size": opts.image_size},
                     "key": opts.run_key(model)}
+            if entry.evaluation_only:   # nothing to train: edit real images (compare/img2img.py)
+                kind = "img2img"
+                spec.update(config=opts.overrides.get(model, {}), threads=opts.threads)
+            else:
+                kind = "run"
+                spec.update(train_options=train_options(opts, out, model, backend, seed),
+                            sample_kwargs=entry.sample_kwargs, trajectory=entry.trajectory,
+                            evaluate=list(entry.evaluate))
             t = time.perf_counter()
-            code = launch("run", spec, folder / "spec.json", folder / "worker.log", env, "    ")
+            code = launch(kind, spec, folder / "spec.json", folder / "worker.log", env, "    ")
             if code:
                 failures.append(f"{model} {backend} seed {seed}: exit {code} (see {folder / 'worker.log'})")
                 print(f"{tag} FAILED (exit {code})", flush=True)
@@ -216,7 +223,7 @@ def _run_locked(opts: CompareOptions, out: Path, report_only: bool, start: float
         if finished:
             ref = prepare_reference(opts, out)
             score_spec = {"runs": [str(f) for f in finished], "reference": str(ref),
-                          "extractor": opts.extractor,
+                          "extractor": opts.extractor, "dataset": opts.dataset,
                           "backend": None if opts.extractor in STAND_INS
                           else (opts.score_backend or opts.backends[0])}
             if launch("score", score_spec, out / "score_spec.json", out / "score.log", env, "    "):
@@ -226,7 +233,7 @@ def _run_locked(opts: CompareOptions, out: Path, report_only: bool, start: float
         command = json.loads((out / "compare.json").read_text()).get("command_line", command)
     report, tabs = build_outputs(opts, out, command)
     for t in tabs:
-        if t.name in ("quality", "framework_effect"):
+        if t.name in ("quality", "framework_effect", "model_effect"):
             print("\n" + t.markdown(), flush=True)
     wall = time.perf_counter() - start
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -246,6 +253,8 @@ def init_check(results: list) -> str:
     """Whether each (model, seed) started from bit-identical weights in every backend."""
     by: dict[tuple[str, int], set[str]] = {}
     for r in results:
+        if r.record.get("evaluation_only"):   # sd-img2img: no initial weights to share
+            continue
         by.setdefault((r.model, r.seed), set()).add(r.record.get("rng", {}).get("init_sha256", "?"))
     same = sum(len(v) == 1 for v in by.values())
     return (f"{same} of {len(by)} (model, seed) pairs started from bit-identical weights in all "
@@ -263,7 +272,7 @@ def build_outputs(opts: CompareOptions, out: Path, command: str = "") -> tuple[P
     results = tables.collect(out, opts.models, opts.backends, opts.seeds)
     tabs = tables.build_tables(results, opts.backends, opts.extractor, paired=not opts.native_rng)
     tables.write_tables(tabs, out / "tables")
-    figures = plots.make_figures(results, opts.extractor, out / "plots")
+    figures = plots.make_figures(results, opts.extractor, out / "plots", out / "reference.npz")
     first = results[0].record if results else {}
     versions = {k: v for r in results for k, v in r.record.get("versions", {}).items()}
     context = {

@@ -11,13 +11,18 @@ Definitions (docs/compare.md):
     quality            FID and KID of the evaluation samples (extractor named in the header),
                        plus final-epoch losses whose name contains "elbo" (VAE, training
                        mean) and the model's own evaluation on the eval split (eval_neg_elbo)
-Values over seeds are mean +/- sample standard deviation (ddof 1).
+    framework effect   per model: mean(backend A) - mean(backend B), Welch's 95% interval
+    model effect       per pair of models: mean(A) - mean(B) (Welch) and mean(A) / mean(B)
+                       (delta method on the log ratio), 95% intervals (stats.py)
+Values over seeds are mean +/- sample standard deviation (ddof 1). Evaluation-only runs
+(sd-img2img: no epochs) have no timing rows and no epoch metrics.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -27,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from gan_diffusion.compare.quality import extractor_note, score_label
-from gan_diffusion.compare.stats import mean_std, paired_interval, seed_spread, welch_interval
+from gan_diffusion.compare.stats import (mean_std, paired_interval, ratio_interval, seed_spread,
+                                         welch_interval)
 
 
 @dataclasses.dataclass
@@ -49,7 +55,7 @@ class RunResult:
 
     @property
     def first_epoch_s(self) -> float:
-        return self.epochs[0]["seconds"]
+        return self.epochs[0]["seconds"] if self.epochs else math.nan   # evaluation-only: none
 
     @property
     def steady_epoch_s(self) -> float:
@@ -59,7 +65,7 @@ class RunResult:
     @property
     def images_per_sec(self) -> float:
         rates = [e["images_per_sec"] for e in self.epochs]
-        return float(np.median(rates[1:] if len(rates) > 1 else rates))
+        return float(np.median(rates[1:] if len(rates) > 1 else rates)) if rates else math.nan
 
     @property
     def train_seconds(self) -> float:
@@ -76,7 +82,7 @@ class RunResult:
 
     @property
     def final_losses(self) -> dict[str, float]:
-        return dict(self.epochs[-1]["losses"])
+        return dict(self.epochs[-1]["losses"]) if self.epochs else {}
 
     def quality_values(self) -> dict[str, float]:
         """{"fid": v, "kid": v, <final-epoch losses named like "elbo" or listed in the model's
@@ -197,6 +203,26 @@ def _add_ms(row: dict, key: str, values: list[float]) -> None:
     row[f"{key}_mean"], row[f"{key}_std"] = m, s
 
 
+def metric_label(key: str, extractor: str, results: list[RunResult] = ()) -> str:
+    """The header of a quality metric: "FID-LeNet(MNIST)" etc. for fid / kid (score_label),
+    a score's own name from quality.json (e.g. "class accuracy [LeNet(MNIST)]"), "<name>
+    (eval split)" for the model's own evaluation, "<name> (final epoch)" for History losses;
+    timing keys by TIMING_METRICS."""
+    if key in ("fid", "kid"):
+        return score_label(extractor, key)
+    if key in TIMING_METRICS:
+        return TIMING_METRICS[key][0]
+    if key.endswith("_real") and key != "_real":      # a score's value on the real images
+        base = metric_label(key[:-5], extractor, results)
+        if not base.endswith("(final epoch)"):
+            return f"{base} of the real images"
+    named = next((r.quality[key]["name"] for r in results if r.quality and isinstance(
+        r.quality.get(key), dict) and r.quality[key].get("name")), None)
+    if named:
+        return named
+    return f"{key[5:]} (eval split)" if key.startswith("eval_") else f"{key} (final epoch)"
+
+
 def _groups(results: list[RunResult]) -> dict[tuple[str, str], list[RunResult]]:
     groups: dict[tuple[str, str], list[RunResult]] = {}
     for r in results:
@@ -223,7 +249,8 @@ def runs_table(results: list[RunResult]) -> Table:
                **{k: f(r) for k, (_, f) in TIMING_METRICS.items()},
                **r.quality_values(),
                "threads": r.record.get("threads", {}).get("intra_op"),
-               "rng": r.record.get("rng", {}).get("mode"),
+               "rng": ("evaluation only" if r.record.get("evaluation_only")
+                       else r.record.get("rng", {}).get("mode")),
                "init_sha256": r.record.get("rng", {}).get("init_sha256", ""),
                "path": str(r.path)}
         rows.append(row)
@@ -242,6 +269,8 @@ def runs_table(results: list[RunResult]) -> Table:
 def timing_table(results: list[RunResult]) -> Table:
     rows = []
     for (model, backend), runs in _groups(results).items():
+        if not any(r.epochs for r in runs):      # evaluation-only (sd-img2img): nothing trained
+            continue
         row = {"model": model, "backend": backend, "n_seeds": len(runs),
                "epochs": len(runs[0].epochs)}
         for k, (_, f) in TIMING_METRICS.items():
@@ -270,7 +299,7 @@ def epoch_table(results: list[RunResult]) -> Table:
     rows = [{"model": r.model, "backend": r.backend, "seed": r.seed, "epoch": e["epoch"],
              "seconds": e["seconds"], "images_per_sec": e["images_per_sec"], "steps": e["steps"],
              "images": e["images"]} for r in results for e in r.epochs]
-    groups = _groups(results)
+    groups = {k: v for k, v in _groups(results).items() if any(r.epochs for r in v)}
     n_epochs = max((len(r.epochs) for r in results), default=0)
     wide = []
     for ep in range(1, n_epochs + 1):
@@ -293,15 +322,18 @@ def quality_table(results: list[RunResult], extractor: str) -> Table:
         keys = list(dict.fromkeys(k for r in runs for k in r.quality_values()))
         for k in keys:
             _add_ms(row, k, [r.quality_values().get(k, math.nan) for r in runs])
+        for k in keys:   # a score's value on the real images (class accuracy's ceiling)
+            real = [(r.quality or {}).get(k, {}).get("real_value") for r in runs]
+            if any(v is not None for v in real):
+                _add_ms(row, f"{k}_real", [math.nan if v is None else float(v) for v in real])
         q = runs[0].quality or {}
         row["n_fake"] = q.get("fid", {}).get("n_fake")
         row["n_real"] = q.get("fid", {}).get("n_real")
         rows.append(row)
     keys = list(dict.fromkeys(k[:-5] for r in rows for k in r if k.endswith("_mean")))
-    label = {m: score_label(extractor, m) for m in ("fid", "kid")}
     cols = [("Model", lambda r: r["model"]), ("Backend", lambda r: r["backend"]),
             ("Seeds", lambda r: str(r["n_seeds"]))]
-    cols += [(label.get(k, f"{k[5:]} (eval split)" if k.startswith("eval_") else f"{k} (final epoch)"),
+    cols += [(metric_label(k, extractor, results),
               (lambda k: lambda r: fmt_ms(r.get(f"{k}_mean", math.nan), r.get(f"{k}_std", math.nan)))(k))
              for k in keys]
     cols += [("Samples (fake / real)", lambda r: f"{fmt(r['n_fake'])} / {fmt(r['n_real'])}")]
@@ -360,12 +392,161 @@ def effect_table(results: list[RunResult], backends: list[str], paired: bool) ->
     return Table("framework_effect", f"Framework effect ({a_name} − {b_name}) per model", rows, cols, note)
 
 
+MODEL_EFFECT_TIMING = {"steady_epoch_s": "Steady time per epoch (s)"}   # timing compared between models
+POOLED = "pooled"                           # the backend column of rows pooled over backends
+
+
+def _metric_values(runs: list[RunResult], key: str) -> dict[int, float]:
+    """seed -> finite value of `key` (a quality metric or MODEL_EFFECT_TIMING) in `runs`."""
+    out = {}
+    for r in runs:
+        v = TIMING_METRICS[key][1](r) if key in TIMING_METRICS else r.quality_values().get(key, math.nan)
+        if not math.isnan(v):
+            out[r.seed] = float(v)
+    return out
+
+
+def _pooled_values(groups: dict, model: str, backends: list[str], key: str) -> dict[int, float]:
+    """seed -> mean of `key` over `backends` for the seeds that have it in every one."""
+    per = [_metric_values(groups[(model, b)], key) for b in backends]
+    seeds = sorted(set.intersection(*(set(p) for p in per)))
+    return {s: float(np.mean([p[s] for p in per])) for s in seeds}
+
+
+def model_effect_table(results: list[RunResult], extractor: str, both_orders: bool = False) -> Table:
+    """Model against model: for each pair (A, B) of models, each backend they share, and
+    pooled over backends, every metric both have: mean(A) - mean(B) with Welch's 95% interval
+    and mean(A) / mean(B) with the log-scale delta-method 95% interval (stats.ratio_interval).
+
+    Args:
+        results: finished runs of one comparison.
+        extractor: the quality extractor (names FID/KID in the Metric column).
+        both_orders: also the rows (B, A). Off by default: with these methods B - A is
+            exactly -(A - B) with the negated interval and B / A exactly the reciprocal
+            interval, so (A, B) with A listed before B carries everything.
+
+    Returns:
+        Table "model_effect". Metrics: every quality metric (RunResult.quality_values) and
+        the steady time per epoch in seconds. A metric is shown for a pair when both models
+        have it in at least one seed (in the runs that have it); missing for one model (an
+        evaluation-only model has no epochs) means no row, never a 0. Pooled rows (backend
+        "pooled", only when both models ran in the same two or more backends): per seed the
+        mean over the backends, then the seeds are the replicates (n = seeds, not seeds x
+        backends: controlled runs of one seed in two backends are near copies, not
+        independent replicates). Different models share no weights, so the intervals are
+        unpaired.
+    """
+    groups = _groups(results)
+    models = list(dict.fromkeys(r.model for r in results))
+    backends = list(dict.fromkeys(r.backend for r in results))
+    pairs = itertools.permutations(models, 2) if both_orders else itertools.combinations(models, 2)
+    rows = []
+    for ma, mb in pairs:
+        shared = [b for b in backends if (ma, b) in groups and (mb, b) in groups]
+        same_set = {b for m, b in groups if m == ma} == {b for m, b in groups if m == mb}
+        keys = list(dict.fromkeys(k for r in results if r.model in (ma, mb)
+                                  for k in r.quality_values())) + list(MODEL_EFFECT_TIMING)
+        for key in keys:
+            cells = [(b, _metric_values(groups[(ma, b)], key), _metric_values(groups[(mb, b)], key))
+                     for b in shared]
+            if same_set and len(shared) >= 2:
+                cells.append((POOLED, _pooled_values(groups, ma, shared, key),
+                              _pooled_values(groups, mb, shared, key)))
+            for backend, va, vb in cells:
+                if not va or not vb:         # missing for a model: no row
+                    continue
+                a, b = list(va.values()), list(vb.values())
+                d, q = welch_interval(a, b), ratio_interval(a, b)
+                (mean_a, sd_a, n_a), (mean_b, sd_b, n_b) = mean_std(a), mean_std(b)
+                rows.append({
+                    "model_a": ma, "model_b": mb, "backend": backend,
+                    "metric": MODEL_EFFECT_TIMING.get(key) or metric_label(key, extractor, results),
+                    "key": key,
+                    "mean_a": mean_a, "std_a": sd_a, "n_a": n_a,
+                    "mean_b": mean_b, "std_b": sd_b, "n_b": n_b,
+                    "difference": d.diff, "diff_ci_low": d.low, "diff_ci_high": d.high,
+                    "diff_df": d.df, "ratio": q.ratio, "ratio_ci_low": q.low,
+                    "ratio_ci_high": q.high, "ratio_df": q.df,
+                    "pooled_over": ",".join(shared) if backend == POOLED else "",
+                    "note": q.note})
+    ci = lambda lo, hi: "n/a" if math.isnan(lo) else f"[{fmt(lo)}, {fmt(hi)}]"
+    cols = [("Model A", lambda r: r["model_a"]), ("Model B", lambda r: r["model_b"]),
+            ("Backend", lambda r: r["backend"] if r["backend"] != POOLED
+             else f"pooled ({', '.join(r['pooled_over'].split(','))})"),
+            ("Metric", lambda r: r["metric"]),
+            ("Mean A", lambda r: fmt(r["mean_a"])), ("Mean B", lambda r: fmt(r["mean_b"])),
+            ("A − B", lambda r: fmt(r["difference"])),
+            ("95% interval (Welch)", lambda r: ci(r["diff_ci_low"], r["diff_ci_high"])),
+            ("A / B", lambda r: fmt(r["ratio"])),
+            ("95% interval (log-delta)", lambda r: ci(r["ratio_ci_low"], r["ratio_ci_high"])),
+            ("Seeds (A / B)", lambda r: f"{r['n_a']} / {r['n_b']}")]
+    note = ("Model effect of A against B: means over seeds; A − B with Welch's 95% t interval "
+            "(unequal variances, unpaired: different models share no weights); A / B with the "
+            "95% interval of the delta method on the log ratio (se² = CV²(mean A) + CV²(mean B), "
+            "Welch-Satterthwaite df; positive, asymmetric). n/a: fewer than 2 seeds in a group, "
+            "or, for the ratio, a mean of 0 or means of opposite signs (the CSV's note says "
+            "which). B − A and B / A are the negated and reciprocal numbers. Pooled rows: the "
+            "per-seed mean over the backends, the seeds as replicates. Metrics a model lacks "
+            "(an evaluation-only model has no time per epoch) have no row. "
+            + extractor_note(extractor))
+    return Table("model_effect", "Model effect (A against B)", rows, cols, note)
+
+
+def _sampler(r: RunResult) -> str:
+    """How a run's evaluation samples were drawn, in words (e.g. "ddim 50 steps")."""
+    if r.record.get("evaluation_only"):
+        c = r.record.get("config", {})
+        return (f"img2img {c.get('scheduler', '?')} {c.get('steps', '?')} steps x strength "
+                f"{c.get('strength', '?')}, {c.get('size', '?')} px")
+    kw = r.run.get("sample", {}).get("kwargs", {}) or {}
+    cfg = r.record.get("model_config", {})
+    sampler = kw.get("sampler", cfg.get("sampler"))
+    steps = kw.get("steps", cfg.get("sample_steps"))
+    if sampler is None and steps is None:
+        return "one forward pass"
+    return " ".join(str(v) for v in (sampler, f"{steps} steps" if steps else None) if v)
+
+
+def sampling_table(results: list[RunResult]) -> Table:
+    """Per model and backend: time per evaluation image (one `sample()` call of n_eval images
+    after a warm-up; evaluation-only models: the whole edit loop), and how it sampled."""
+    rows = []
+    for (model, backend), runs in _groups(results).items():
+        per = [1000.0 / r.sample_images_per_sec if r.sample_images_per_sec > 0 else math.nan
+               for r in runs]
+        row = {"model": model, "backend": backend, "n_seeds": len(runs), "sampler": _sampler(runs[0]),
+               "n_images": runs[0].run.get("sample", {}).get("n")}
+        _add_ms(row, "ms_per_image", per)
+        _add_ms(row, "sample_images_per_sec", [r.sample_images_per_sec for r in runs])
+        builds = [r.record.get("seconds", {}).get("build") for r in runs]
+        if all(b is not None for b in builds):
+            _add_ms(row, "build_s", builds)
+        rows.append(row)
+    cols = [("Model", lambda r: r["model"]), ("Backend", lambda r: r["backend"]),
+            ("Seeds", lambda r: str(r["n_seeds"])), ("Sampler", lambda r: r["sampler"]),
+            ("Images", lambda r: fmt(r["n_images"])),
+            ("ms / image", lambda r: fmt_ms(r["ms_per_image_mean"], r["ms_per_image_std"])),
+            ("Images/s", lambda r: fmt_ms(r["sample_images_per_sec_mean"],
+                                          r["sample_images_per_sec_std"])),
+            ("Model build (s)", lambda r: fmt_ms(r["build_s_mean"], r["build_s_std"])
+             if "build_s_mean" in r else "")]
+    return Table("sampling", "Sampling time per image", rows, cols,
+                 "Mean ± std over seeds of one sample() call drawing the evaluation images after a "
+                 "warm-up call (the same latents in every backend). Evaluation-only models "
+                 "(sd-img2img): the edit loop over the evaluation images; building the networks "
+                 "from their weights is the last column, not included.")
+
+
 def build_tables(results: list[RunResult], backends: list[str], extractor: str,
                  paired: bool) -> list[Table]:
-    """All tables, in report order (the framework effect only with two backends)."""
-    tables = [timing_table(results), epoch_table(results), quality_table(results, extractor)]
+    """All tables, in report order (the framework effect only with two backends, the model
+    effect beside it only with two or more models among the finished runs)."""
+    tables = [timing_table(results), epoch_table(results), sampling_table(results),
+              quality_table(results, extractor)]
     if len(backends) >= 2:
         tables.append(effect_table(results, backends, paired))
+    if len({r.model for r in results}) >= 2:
+        tables.append(model_effect_table(results, extractor))
     tables.append(runs_table(results))
     return tables
 

@@ -1,6 +1,8 @@
 """The subprocess side of `compare`: one framework per process.
 
     python -m gan_diffusion.compare.worker run SPEC.json     one (model, backend, seed) run
+    python -m gan_diffusion.compare.worker img2img SPEC.json one evaluation-only run
+                                                             (sd-img2img, compare/img2img.py)
     python -m gan_diffusion.compare.worker score SPEC.json   FID/KID of finished runs
 
 `run` trains with `gan_diffusion.runs.train_run` (the code of `gan-diffusion train`: the same run
@@ -64,6 +66,41 @@ def run(spec: dict[str, Any]) -> int:
         return finish(spec, out, train_wall, peak)
 
 
+def img2img(spec: dict[str, Any]) -> int:
+    """An evaluation-only run: Stable Diffusion image-to-image of real evaluation images
+    (compare/img2img.py). Writes config.json (the full record), history.json (no epochs:
+    nothing is trained), eval_samples.npz and, last, run.json."""
+    from gan_diffusion.compare.img2img import Img2ImgConfig, run_img2img
+    from gan_diffusion.data import load_dataset
+    from gan_diffusion.utils.runlock import run_lock
+
+    out = Path(spec["run_dir"])
+    d = spec["eval_data"]
+    with run_lock(out):
+        config = Img2ImgConfig.from_dict(spec["config"])
+        data = load_dataset(d["dataset"], split=d["split"], data_dir=d.get("data_dir"),
+                            image_size=d.get("image_size"))
+        images, record = run_img2img(config, spec["backend"], data, spec["n_eval"], spec["seed"],
+                                     spec.get("threads"), data.image_shape[:2], EVAL_SEED)
+        peak = peak_rss_mb()
+        save_images(out / "eval_samples.npz", images, seed=EVAL_SEED, model=spec["model"])
+        atomic_write_json(out / "config.json", {
+            "model": spec["model"], "backend": spec["backend"], "seed": spec["seed"],
+            "evaluation_only": True, "data": {"description": data.description, "size": len(data),
+                                              "split": d["split"]}, **record})
+        atomic_write_json(out / "history.json", {"epochs": []})
+        sample_s = record["seconds"]["sample"]
+        atomic_write_json(out / "run.json", {
+            "finished": True, "spec": spec, "peak_rss_mb": peak, "train_wall_s": 0.0,
+            "evaluation_only": True,
+            "sample": {"n": int(len(images)), "seconds": sample_s,
+                       "images_per_sec": len(images) / sample_s if sample_s > 0 else None,
+                       "kwargs": {}},
+            "trajectory": False, "evaluate": {},
+            "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    return 0
+
+
 def finish(spec: dict[str, Any], out: Path, train_wall: float, peak: float) -> int:
     """Evaluation samples and RUN/run.json of a trained run."""
     from gan_diffusion.backends import load_model
@@ -83,12 +120,16 @@ def evaluation_outputs(model: Any, spec: dict[str, Any], out: Path) -> dict[str,
     """What a trained model contributes to the comparison, written to `out`:
     eval_samples.npz (n_eval images, timed), trajectory.npz (models with a trajectory
     method) and the model's own evaluation (spec["evaluate"]). Returns the run.json fields."""
-    kwargs = spec.get("sample_kwargs", {})
+    kwargs = dict(spec.get("sample_kwargs", {}))
+    k = int(getattr(getattr(model, "config", None), "num_classes", 0) or 0)
+    labels = np.arange(spec["n_eval"]) % k if k else None   # conditional: 0..K-1 in turn
     model.sample(min(8, spec["n_eval"]), seed=EVAL_SEED, **kwargs)   # warm-up (tracing)
     t = time.perf_counter()
-    fake = model.sample(spec["n_eval"], seed=EVAL_SEED, **kwargs)    # (n_eval, H, W, C) uint8
+    fake = model.sample(spec["n_eval"], seed=EVAL_SEED, **kwargs,
+                        **({"labels": labels} if k else {}))         # (n_eval, H, W, C) uint8
     sample_s = time.perf_counter() - t
-    save_images(out / "eval_samples.npz", fake, seed=EVAL_SEED, sample_kwargs=kwargs)
+    save_images(out / "eval_samples.npz", fake, seed=EVAL_SEED, sample_kwargs=kwargs,
+                labels=None if labels is None else labels.tolist())
     trajectory = spec.get("trajectory")
     if trajectory and hasattr(model, trajectory):
         traj = np.asarray(getattr(model, trajectory)(8, seed=EVAL_SEED, **kwargs))  # (8 * frames, H, W, C)
@@ -117,13 +158,21 @@ def score(spec: dict[str, Any]) -> int:
     writes RUN/quality.json (skips runs already scored with the same extractor)."""
     from gan_diffusion.compare.quality import score_samples
 
-    real, _ = load_images(spec["reference"])
+    from gan_diffusion.compare.accuracy import class_accuracy, classifier_for
+
+    real, ref_meta = load_images(spec["reference"])
     for run_dir in map(Path, spec["runs"]):
         target = run_dir / "quality.json"
         if target.exists() and json.loads(target.read_text()).get("extractor") == spec["extractor"]:
             continue
-        fake, _ = load_images(run_dir / "eval_samples.npz")
+        fake, meta = load_images(run_dir / "eval_samples.npz")
         scores = score_samples(fake, real, spec["extractor"], spec.get("backend"))
+        clf = classifier_for(spec.get("dataset", ""), fake.shape[1:])
+        if meta.get("labels") is not None and clf is not None:   # a conditional model's samples
+            real_labels = ref_meta.get("labels")
+            scores["class_accuracy"] = class_accuracy(
+                fake, np.asarray(meta["labels"]), clf, spec.get("backend") or "torch", real,
+                None if real_labels is None else np.asarray(real_labels))
         atomic_write_json(target, {"extractor": spec["extractor"], "scores": scores})
         fid = scores["fid"]
         print(f"scored {run_dir}: fid {fid['value']:.4g} [{fid['extractor']}], "
@@ -135,12 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     from gan_diffusion.errors import GanDiffusionError
 
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] not in ("run", "score"):
-        print("usage: python -m gan_diffusion.compare.worker run|score SPEC.json", file=sys.stderr)
+    kinds = {"run": run, "img2img": img2img, "score": score}
+    if len(argv) != 2 or argv[0] not in kinds:
+        print("usage: python -m gan_diffusion.compare.worker run|img2img|score SPEC.json",
+              file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[1]).read_text())
     try:
-        return run(spec) if argv[0] == "run" else score(spec)
+        return kinds[argv[0]](spec)
     except (GanDiffusionError, ValueError, FileNotFoundError) as exc:
         print(f"gan-diffusion compare worker: error: {exc}", file=sys.stderr)
         return 2

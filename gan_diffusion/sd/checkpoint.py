@@ -105,6 +105,44 @@ def load_weights(spec: str | os.PathLike, model: str = "sd-v1",
                           f"Diffusion folder, a CompVis .ckpt/.safetensors file or random:SEED\n{LAYOUT}")
 
 
+def check_weight_spec(spec: str | os.PathLike, model: str = "sd-v1",
+                      tokenizer: str | os.PathLike | None = None) -> None:
+    """The checks of `load_weights` that need no weight array read: a random seed, a folder's
+    configs, tokenizer and every weight file (and shard) present, a single file present with
+    its tokenizer. What a caller runs before long work that will load the weights later
+    (e.g. compare's sd-img2img runs).
+
+    Raises:
+        CheckpointError: the same messages as `load_weights` for these problems.
+    """
+    spec = str(spec)
+    if parse_random(spec) is not None:
+        if tokenizer:
+            raise CheckpointError(f"a tokenizer folder applies to single-file checkpoints only; "
+                                  f"{spec} brings its own: drop --tokenizer")
+        return
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if tokenizer:
+            raise CheckpointError(f"a tokenizer folder applies to single-file checkpoints only; "
+                                  f"{spec} brings its own: drop --tokenizer")
+        read_folder(path, model, components=())          # configs, tokenizer, version
+        for c in layout.WEIGHTED:
+            _component_files(_weight_file(path, c))
+        return
+    if path.is_file():
+        if not tokenizer:
+            raise CheckpointError(f"{spec} is a single file and holds no tokenizer: pass --tokenizer "
+                                  "DIR (tokenizer= in the API), a folder with vocab.json and merges.txt")
+        for name in ("vocab.json", "merges.txt"):
+            if not (Path(tokenizer) / name).is_file():
+                raise CheckpointError(f"{Path(tokenizer) / name} is missing: the tokenizer folder "
+                                      "holds vocab.json and merges.txt")
+        return
+    raise CheckpointError(f"weights {spec!r}: no such folder or file; pass a diffusers Stable "
+                          f"Diffusion folder, a CompVis .ckpt/.safetensors file or random:SEED\n{LAYOUT}")
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path} is missing\n{LAYOUT}")

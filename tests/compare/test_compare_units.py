@@ -91,8 +91,9 @@ def test_auto_extractor_resolves_to_the_shipped_network_for_the_shape(no_incepti
     assert quality.resolve_extractor(None, (28, 28, 1)) == "lenet-mnist"
     assert quality.resolve_extractor("auto", (32, 32, 3)) == "cnn-cifar10"
     assert quality.resolve_extractor("pixels-pca64", (64, 64, 3)) == "pixels-pca64"
-    with pytest.raises(ConfigError, match="no offline extractor for 64x64x3"):
-        quality.resolve_extractor("auto", (64, 64, 3))
+    assert quality.resolve_extractor("auto", (64, 64, 3)) == "cnn-cifar10-resized32"
+    with pytest.raises(ConfigError, match="no offline extractor for 64x64x1"):
+        quality.resolve_extractor("auto", (64, 64, 1))
     with pytest.raises(ConfigError):            # LeNet takes 28x28x1 only
         quality.resolve_extractor("lenet-mnist", (32, 32, 3))
     with pytest.raises(UnknownNameError, match="lenet-mnist"):
@@ -133,7 +134,7 @@ def test_presets_and_overrides():
     assert quick.models[:2] == ["dcgan", "wgan-gp"] and quick.backends == ["tf", "torch"]
     assert quick.models == ["dcgan", "wgan-gp", "vae", "ddpm"]
     assert quick.overrides["dcgan"] == {"g_features": 32, "d_features": 32, "batch_size": 32}
-    assert quick.overrides["ddpm"]["sample_steps"] == 20
+    assert quick.overrides["ddpm"]["sample_steps"] == 10
     paper = resolve("paper", models="dcgan", epochs=2, sets=["dcgan.g_features=16", "seed=3"])
     assert (paper.dataset, paper.epochs, paper.seeds, paper.n_eval) == ("mnist", 2, 3, 10000)
     assert paper.overrides == {"dcgan": {"g_features": 16, "seed": 3}}
@@ -142,6 +143,24 @@ def test_presets_and_overrides():
         resolve("quick", models="vae-x")
     with pytest.raises(ConfigError, match="--epochs must be >= 1"):
         resolve(None, models="dcgan", epochs=0)
+
+
+def test_quick_ddpm_is_the_measured_conditional_setting():
+    """The quick preset's DDPM (the measured setting of compare/models.py, docs/compare.md) is
+    a valid 28x28 config: class-conditional with guidance 2, cosine schedule, 10 trailing DDIM
+    steps with eta 1, a three-level U-Net with attention at 7x7 only; --set still overrides
+    it and the paper preset keeps the model's defaults."""
+    from gan_diffusion.compare.presets import resolve
+    from gan_diffusion.registry import make_config
+
+    cfg = make_config("ddpm", image_shape=(28, 28, 1), **resolve("quick").overrides["ddpm"])
+    assert (cfg.num_classes, cfg.guidance) == (10, 2.0)
+    assert (cfg.schedule, cfg.timestep_spacing, cfg.sampler, cfg.sample_steps, cfg.eta) == \
+        ("cosine", "trailing", "ddim", 10, 1.0)
+    assert (cfg.base_channels, cfg.channel_mults, cfg.attention_resolutions) == (16, (1, 2, 2), (7,))
+    assert (cfg.batch_size, cfg.learning_rate) == (16, 2e-3)
+    assert resolve("quick", sets=["ddpm.eta=0"]).overrides["ddpm"]["eta"] == 0
+    assert resolve("paper").overrides["ddpm"] == {}
 
 
 @pytest.mark.parametrize("model", ["dcgan", "wgan-gp"])
@@ -246,6 +265,8 @@ class _StubModel:
     """Stands in for a VAE (evaluate -> neg_elbo) and a diffusion model (trajectory): models
     plug in through compare/models.py alone (the real ones run in tests/compare/test_compare.py)."""
 
+    config = None            # no num_classes: unconditional (worker.evaluation_outputs reads it)
+
     def __init__(self, shift):
         self.shift = shift
 
@@ -309,3 +330,186 @@ def test_models_plug_in_through_the_per_model_table(tmp_path):
     assert "vae_trajectory.png" not in names
     page = report.render(list(tabs.values()), figures, {"command": "test"}, ["note"])
     assert page.count("data:image/png;base64,") == len(figures)
+
+
+# -- model against model: the ratio interval, the model-effect table and its figures ---------
+def test_ratio_interval_formula_edges_and_reciprocal():
+    from gan_diffusion.compare.stats import ratio_interval
+
+    a, b = [30.0, 32.0, 35.0], [20.0, 21.5, 19.0, 22.0]
+    iv = ratio_interval(a, b)
+    ma, mb = np.mean(a), np.mean(b)
+    va, vb = np.var(a, ddof=1) / (3 * ma ** 2), np.var(b, ddof=1) / (4 * mb ** 2)
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert iv.ratio == pytest.approx(ma / mb, rel=1e-12) and iv.df == pytest.approx(df, rel=1e-12)
+    assert (iv.low, iv.high) == pytest.approx((ma / mb * math.exp(-half), ma / mb * math.exp(half)),
+                                              rel=1e-12)
+    assert iv.excludes_one and iv.low < iv.ratio < iv.high and iv.note == ""
+    back = ratio_interval(b, a)                       # swapping: exactly the reciprocal interval
+    assert (back.low, back.high) == pytest.approx((1 / iv.high, 1 / iv.low), rel=1e-12)
+    assert ratio_interval(a, b, 0.90).high < iv.high
+    one = ratio_interval([5.0], [2.0, 3.0])
+    assert one.ratio == 2.0 and math.isnan(one.low) and "fewer than 2" in one.note
+    assert "opposite signs" in ratio_interval([-1.0, -2.0], [1.0, 2.0]).note
+    zero = ratio_interval([1.0, 2.0], [-1.0, 1.0])
+    assert math.isnan(zero.ratio) and math.isnan(zero.high) and "mean is 0" in zero.note
+    flat = ratio_interval([4.0, 4.0], [2.0, 2.0])
+    assert (flat.low, flat.ratio, flat.high) == (2.0, 2.0, 2.0)
+    neg = ratio_interval([-4.0, -6.0], [-1.0, -1.5])   # same sign: the ratio of magnitudes
+    assert neg.ratio == pytest.approx(4.0) and 0 < neg.low < 4.0 < neg.high
+    with pytest.raises(ValueError, match="non-finite"):
+        ratio_interval([1.0, math.inf], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("n_a, n_b, sd_a, sd_b", [(5, 4, 5.0, 2.0), (30, 30, 5.0, 4.0)])
+def test_ratio_interval_covers_the_true_ratio(n_a, n_b, sd_a, sd_b):
+    """Monte Carlo: normal seeds around means 50 and 40 (coefficients of variation 4 - 10 %,
+    like FID over seeds); the 95% interval covers 50 / 40 in 93 - 97 % of 1,500 draws (a
+    normal quantile instead of t, or a missing 1/n, falls outside that band)."""
+    from gan_diffusion.compare.stats import ratio_interval
+
+    rng = np.random.default_rng(1)
+    hits = [iv.low <= 1.25 <= iv.high for iv in (
+        ratio_interval(rng.normal(50.0, sd_a, n_a), rng.normal(40.0, sd_b, n_b)) for _ in range(1500))]
+    assert 0.93 <= np.mean(hits) <= 0.97
+
+
+def _fake_run(tmp_path, model, backend, seed, fid=None, kid=None, secs=(), losses=None):
+    """A RunResult as tables.read_run would build it, with no training behind it."""
+    from gan_diffusion.compare.tables import RunResult
+
+    quality = {}
+    for key, value in (("fid", fid), ("kid", kid)):
+        if value is not None:
+            quality[key] = {"value": value, "name": key.upper(), "n_fake": 100, "n_real": 100}
+    epochs = [{"epoch": i + 1, "seconds": s, "images_per_sec": 96 / s, "steps": 3, "images": 96,
+               "losses": dict(losses or {"loss": 1.0})} for i, s in enumerate(secs)]
+    return RunResult(model, backend, seed, tmp_path / model / backend / f"seed{seed}",
+                     {"threads": {"intra_op": 2}, "rng": {"mode": "controlled"}},
+                     {"finished": True, "peak_rss_mb": 500.0, "sample": {"images_per_sec": 50.0}},
+                     epochs, quality or None)
+
+
+# dcgan and vae in tf and torch (3 seeds), sd-img2img evaluation-only in torch (2 seeds, FID only)
+FID = {("dcgan", "tf"): [30.0, 32.0, 34.0], ("dcgan", "torch"): [31.0, 33.0, 35.5],
+       ("vae", "tf"): [50.0, 55.0, 53.0], ("vae", "torch"): [51.0, 54.0, 52.0],
+       ("sd-img2img", "torch"): [80.0, 90.0]}
+KID = {("dcgan", "tf"): [0.01, 0.02, 0.015], ("dcgan", "torch"): [0.011, 0.021, 0.016],
+       ("vae", "tf"): [-0.003, -0.001, 0.001], ("vae", "torch"): [0.002, 0.003, 0.001]}
+
+
+def _study(tmp_path):
+    runs = []
+    for (model, be), fids in FID.items():
+        for k, fid in enumerate(fids):
+            if model == "dcgan":      # steady state: median of epochs 2..N = 5 + k (tf), 3.25 + k / 2
+                secs = [10.0, 4 + k, 5 + k, 6 + k] if be == "tf" else [12.0, 3 + k / 2, 3.5 + k / 2]
+            elif model == "vae":      # 2.2 + k / 10 in both backends
+                secs = [3.0, 2.0 + k / 10, 2.2 + k / 10, 2.4 + k / 10]
+            else:
+                secs = []             # evaluation-only: no epochs
+            losses = {"loss": 1.0, "neg_elbo": 100.0 + k} if model == "vae" else None
+            runs.append(_fake_run(tmp_path, model, be, k, fid, KID.get((model, be), [None] * 3)[k],
+                                  secs, losses))
+    return runs
+
+
+def test_model_effect_table_numbers_and_skipped_metrics(tmp_path):
+    from gan_diffusion.compare import tables
+
+    results = _study(tmp_path)
+    t = tables.model_effect_table(results, "lenet-mnist")
+    rows = {(r["model_a"], r["model_b"], r["backend"], r["key"]): r for r in t.rows}
+    # every pair once, A listed before B; metrics both models have; pooled only for dcgan-vae
+    assert {k[:2] for k in rows} == {("dcgan", "vae"), ("dcgan", "sd-img2img"), ("vae", "sd-img2img")}
+    assert {k[2:] for k in rows if k[:2] == ("dcgan", "vae")} == {
+        (be, key) for be in ("tf", "torch", "pooled") for key in ("fid", "kid", "steady_epoch_s")}
+    assert {k[2:] for k in rows if k[1] == "sd-img2img"} == {("torch", "fid")}   # no time, KID, pooling
+    assert not any(k[3] == "neg_elbo" for k in rows)          # the VAE's alone: no row, not 0
+    # FID, tf: means, Welch's difference interval, the log-delta ratio interval
+    r = rows[("dcgan", "vae", "tf", "fid")]
+    a, b = FID[("dcgan", "tf")], FID[("vae", "tf")]
+    assert r["metric"] == "FID-LeNet(MNIST)" and (r["n_a"], r["n_b"]) == (3, 3)
+    assert (r["mean_a"], r["mean_b"]) == pytest.approx((32.0, 52.666666666666664), rel=1e-12)
+    ref = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert r["difference"] == pytest.approx(32.0 - 158 / 3, rel=1e-12)
+    assert (r["diff_ci_low"], r["diff_ci_high"]) == pytest.approx((ref.low, ref.high), rel=1e-10)
+    cv2 = np.var(a, ddof=1) / (3 * 32.0 ** 2) + np.var(b, ddof=1) / (3 * (158 / 3) ** 2)
+    assert r["ratio"] == pytest.approx(32.0 / (158 / 3), rel=1e-12)
+    assert r["ratio_ci_low"] < r["ratio"] < r["ratio_ci_high"]
+    assert math.log(r["ratio_ci_high"] / r["ratio"]) == pytest.approx(
+        stats.t.ppf(0.975, r["ratio_df"]) * math.sqrt(cv2), rel=1e-10)
+    # pooled: the per-seed mean over tf and torch, n = 3 seeds (not 6 runs)
+    p = rows[("dcgan", "vae", "pooled", "fid")]
+    pa = (np.array(FID[("dcgan", "tf")]) + FID[("dcgan", "torch")]) / 2
+    pb = (np.array(FID[("vae", "tf")]) + FID[("vae", "torch")]) / 2
+    ref = stats.ttest_ind(pa, pb, equal_var=False).confidence_interval(0.95)
+    assert (p["n_a"], p["n_b"], p["pooled_over"]) == (3, 3, "tf,torch")
+    assert (p["diff_ci_low"], p["diff_ci_high"]) == pytest.approx((ref.low, ref.high), rel=1e-10)
+    # steady time per epoch: the medians of epochs 2..N by hand
+    s = rows[("dcgan", "vae", "tf", "steady_epoch_s")]
+    assert (s["mean_a"], s["mean_b"]) == pytest.approx((6.0, 2.3), rel=1e-12)
+    assert s["difference"] == pytest.approx(3.7) and s["ratio"] == pytest.approx(6.0 / 2.3)
+    assert rows[("dcgan", "vae", "torch", "steady_epoch_s")]["mean_a"] == pytest.approx(3.75)
+    # KID of opposite-signed means: a difference interval, no ratio interval, and the reason
+    k = rows[("dcgan", "vae", "tf", "kid")]
+    assert not math.isnan(k["diff_ci_low"]) and math.isnan(k["ratio_ci_low"])
+    assert "opposite signs" in k["note"]
+    sd = rows[("dcgan", "sd-img2img", "torch", "fid")]
+    assert (sd["n_a"], sd["n_b"], sd["mean_b"]) == (3, 2, 85.0)
+    md = t.markdown()
+    assert "| dcgan | vae | pooled (tf, torch) | FID-LeNet(MNIST) | 32.58 | 52.5 | -19.92 |" in md
+    assert "| Steady time per epoch (s) | 6 | 2.3 | 3.7 |" in md and "log ratio" in t.note
+    both = tables.model_effect_table(results, "lenet-mnist", both_orders=True).rows
+    rev = next(r for r in both if (r["model_a"], r["model_b"], r["backend"], r["key"]) ==
+               ("vae", "dcgan", "tf", "fid"))
+    assert rev["difference"] == pytest.approx(-r["difference"])
+    assert rev["ratio_ci_low"] == pytest.approx(1 / r["ratio_ci_high"], rel=1e-12)
+
+
+def test_model_effect_only_with_two_models_and_one_seed_has_no_interval(tmp_path):
+    from gan_diffusion.compare import report, tables
+
+    results = _study(tmp_path)
+    tabs = tables.build_tables(results, ["tf", "torch"], "lenet-mnist", paired=True)
+    names = [t.name for t in tabs]
+    assert names.index("model_effect") == names.index("framework_effect") + 1
+    timing = {(r["model"], r["backend"]) for r in tabs[names.index("timing")].rows}
+    assert ("sd-img2img", "torch") not in timing and ("dcgan", "tf") in timing   # no epochs: no row
+    paths = tables.write_tables(tabs, tmp_path / "tables")
+    assert tmp_path / "tables" / "model_effect.csv" in paths
+    assert "### Model effect (A against B)" in (tmp_path / "tables" / "tables.md").read_text()
+    import csv
+    with open(tmp_path / "tables" / "model_effect.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["model_b"] == "sd-img2img")
+    assert float(row["difference"]) == pytest.approx(np.mean(FID[("dcgan", "torch")]) - 85.0)
+    assert float(row["ratio"]) == pytest.approx(np.mean(FID[("dcgan", "torch")]) / 85.0)
+    page = report.render(tabs, [], {"command": "test"}, [])
+    assert page.index("Model effect (A against B)") > page.index("Framework effect (tf − torch)")
+    single = [r for r in results if r.model == "dcgan"]
+    assert "model_effect" not in [t.name for t in tables.build_tables(single, ["tf", "torch"],
+                                                                       "lenet-mnist", paired=True)]
+    assert tables.model_effect_table(single, "lenet-mnist").rows == []
+    one = [_fake_run(tmp_path, "dcgan", "torch", 0, fid=30.0), _fake_run(tmp_path, "vae", "torch", 0, fid=50.0)]
+    (r,) = tables.model_effect_table(one, "lenet-mnist").rows
+    assert r["difference"] == -20.0 and r["ratio"] == 0.6 and math.isnan(r["diff_ci_low"])
+    assert "fewer than 2 seeds" in r["note"]
+    assert "| dcgan | vae | torch | FID-LeNet(MNIST) | 30 | 50 | -20 | n/a | 0.6 | n/a | 1 / 1 |" \
+        in tables.model_effect_table(one, "lenet-mnist").markdown()
+
+
+def test_quality_and_model_effect_figures(tmp_path):
+    from gan_diffusion.compare import plots
+
+    results = _study(tmp_path)
+    figs = plots.make_figures(results, "lenet-mnist", tmp_path / "plots")
+    names = [f.path.name for f in figs]
+    assert names[:2] == ["quality.png", "model_effect.png"]
+    assert "sd-img2img_losses.png" not in names and "dcgan_losses.png" in names
+    for f in figs:
+        assert f.path.stat().st_size > 3000, f.path
+    single = [r for r in results if r.model == "vae"]
+    assert plots.model_effect_bars(single, "lenet-mnist", tmp_path / "one") == []
+    (q,) = plots.quality_bars(single, "lenet-mnist", tmp_path / "one")     # FID, KID, neg_elbo panels
+    assert q.path.stat().st_size > 3000 and "standard deviation" in q.caption
