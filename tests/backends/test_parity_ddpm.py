@@ -209,10 +209,11 @@ def test_config_eta_is_the_default_ddim_noise(pair):
         np.testing.assert_array_equal(m.sample(2, **kw), noisy)
         np.testing.assert_array_equal(m.sample(2, eta=0.0, **kw), plain)   # an explicit eta wins
         np.testing.assert_array_equal(m.trajectory(n=2, frames=3, **kw)[2::3], noisy)
-        np.testing.assert_array_equal(m.class_grid(per_class=2, seed=4, steps=5)[2:4],
-                                      m.sample(2, seed=4, labels=1, steps=5))
-        ddpm = m.sample(2, sampler="ddpm", **kw)                            # no eta error
+        grid = m.class_grid(per_class=2, seed=4, steps=5)   # DDIM noise is drawn per batch,
+        ddpm = m.sample(2, sampler="ddpm", **kw)            # so compare grids with grids; no eta error
         m.config = config
+        np.testing.assert_array_equal(m.class_grid(per_class=2, seed=4, steps=5, eta=1.0), grid)
+        assert not np.array_equal(m.class_grid(per_class=2, seed=4, steps=5), grid)
         np.testing.assert_array_equal(m.sample(2, sampler="ddpm", **kw), ddpm)
     finally:
         m.config = config
