@@ -2,7 +2,8 @@
 
     quick  minutes on 2 CPU cores: the embedded digits (offline, no data dir), 6 epochs,
            2 seeds, narrow networks and batch 32 (the `quick` overrides of compare/models.py;
-           DCGAN then draws digit-like samples), 500 evaluation samples, 2 threads. What
+           DCGAN then draws digit-like samples; the DDPM is class-conditional, batch 16, and
+           draws recognisable digits of each class), 500 evaluation samples, 2 threads. What
            `make demo` runs.
     paper  full-length runs: MNIST, 50 epochs, 3 seeds, the models' default sizes, 10,000
            evaluation samples against the MNIST test set, all cores. Hours per model on a
