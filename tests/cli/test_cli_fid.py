@@ -69,8 +69,9 @@ def test_errors_exit_2_with_one_line(folders):
     out = cli("fid", str(root / "missing"), str(root / "b"), env_extra=env, check=False)
     assert out.returncode == 2 and "neither an existing folder" in out.stderr
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
-    rgb = root / "rgb"
-    rgb.mkdir()
-    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(rgb / "x.png")
-    out = cli("fid", str(rgb), str(rgb), env_extra=env, check=False)
-    assert out.returncode == 2 and "64x64x3" in out.stderr and "extractor" in out.stderr
+    grey = root / "grey64"   # 64x64 RGB has the resized CNN fallback; 64x64 grey has no network
+    grey.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((64, 64), 40 * i, np.uint8)).save(grey / f"x{i}.png")
+    out = cli("fid", str(grey), str(grey), env_extra=env, check=False)
+    assert out.returncode == 2 and "64x64x1" in out.stderr and "extractor" in out.stderr
