@@ -176,7 +176,11 @@ def _starting_state(opts: RunOptions, source: dict[str, Any] | None, backend: An
     if opts.model == "ldm":       # a diffusion stage: the autoencoder, its sha256, the latent scale
         from gan_diffusion.stages import attach_autoencoder
         attach_autoencoder(model, opts, data, source)
-    rng.update(initial_state(model, opts.init))
+    shared = None
+    if opts.model == "ldm":       # a diffusion stage shares its U-Net only (stages.shared_init)
+        from gan_diffusion.stages import shared_init
+        shared = shared_init(model, opts.init)
+    rng.update(shared if shared is not None else initial_state(model, opts.init))
     rng["init_sha256"] = weights_digest(model.get_weights())
     if source is not None:
         check_same("the initial weights", {"init_sha256": source.get("rng", {}).get("init_sha256")},

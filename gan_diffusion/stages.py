@@ -95,9 +95,6 @@ def check_stage_options(opts: RunOptions, stage: str) -> None:
     if stage != "diffusion" and opts.autoencoder:
         raise ConfigError(f"--autoencoder applies to --stage diffusion only (--stage {stage}"
                           + (": the autoencoder is trained in OUT/autoencoder)" if stage == "both" else ")"))
-    if stage == "both" and opts.init:
-        raise ConfigError("--init is not supported with --stage both; run the stages apart "
-                          "(--stage autoencoder, then --stage diffusion --autoencoder RUN --init ...)")
 
 
 # -- --stage both ----------------------------------------------------------------------------
@@ -119,7 +116,8 @@ def _new_both(given: RunOptions, train_single: Any) -> Any:
     opts = resolve(given)[0]                                  # the defaults filled in
     stage_of = {"run": str(out), "epochs": opts.epochs}
     train_single(dataclasses.replace(opts, out=str(out / AUTOENCODER_DIR), stage="autoencoder",
-                                     epochs=_ae_epochs(opts), stage_of=stage_of))
+                                     epochs=_ae_epochs(opts), stage_of=stage_of,
+                                     init=autoencoder_init(opts.init)))
     return train_single(dataclasses.replace(given, stage="both"))
 
 
@@ -156,6 +154,15 @@ def _rerun_both(given: RunOptions, train_single: Any) -> Any:
     train_single(RunOptions(out=str(out / AUTOENCODER_DIR), rerun=str(source.parent / AUTOENCODER_DIR / "config.json"),
                             stage_of={"run": str(out), "epochs": record["options"].get("epochs")}, **how))
     return train_single(given)
+
+
+def autoencoder_init(init: str | None) -> str | None:
+    """--stage both --init P: the autoencoder stage's initial state P-autoencoder.npz beside P
+    (the diffusion stage's is P itself: its U-Net; load_shared_init)."""
+    if not init:
+        return None
+    p = Path(init)
+    return str(p.with_name(f"{p.stem}-autoencoder{p.suffix or '.npz'}"))
 
 
 # -- the diffusion stage's autoencoder ------------------------------------------------------------
@@ -221,13 +228,15 @@ def attach_autoencoder(model: Any, opts: RunOptions, data: Any, source: dict[str
     --init file a first run of a comparison wrote, or from the record of a rerun)."""
     if model.stage != "diffusion":
         return
-    folder = autoencoder_run(opts)
-    ckpt, _, _ = read_autoencoder_run(folder)
-    if opts.init and Path(opts.init).exists() and not model.config.latent_scale:
-        from gan_diffusion.checkpoint import load_checkpoint
+    from gan_diffusion.checkpoint import load_checkpoint, weights_digest
 
-        scale = load_checkpoint(opts.init)[2].get("config", {}).get("latent_scale", 0.0)
-        model.config = model.config.replace(latent_scale=scale)   # the shared initial state's
+    folder = autoencoder_run(opts)
+    ckpt, weights, _ = read_autoencoder_run(folder)
+    if opts.init and Path(opts.init).exists() and not model.config.latent_scale:
+        theirs = load_checkpoint(opts.init)[2].get("config", {})
+        ours = weights_digest({k: v for k, v in weights.items() if k.startswith("ae/")})
+        if theirs.get("autoencoder_sha256") == ours:   # the same autoencoder: its exact scale
+            model.config = model.config.replace(latent_scale=theirs.get("latent_scale", 0.0))
     digest = model.set_autoencoder(ckpt, data, name=str(folder))
     recorded = (source or {}).get("model_config", {}).get("autoencoder_sha256")
     if source is not None and digest != recorded:
@@ -250,3 +259,40 @@ def check_autoencoder(model: Any, opts: RunOptions) -> None:
         raise GanDiffusionError(f"--resume: the autoencoder run {folder} now holds other weights "
                                 f"(sha256 {digest[:12]}...) than this run was started with "
                                 f"({recorded[:12]}...); resume needs the recorded autoencoder")
+
+
+def shared_init(model: Any, init: str | None) -> dict[str, Any] | None:
+    """--init of a diffusion stage: the shared initial state is its U-Net (and EMA); the
+    autoencoder is this run's own (attach_autoencoder), so a run of a comparison whose
+    autoencoder another backend trained loads only the U-Net of the file the first run wrote.
+    Returns the rng record entries (init_checkpoint; shared_init_sha256: the U-Net's initial
+    weights), or None for runs this does not apply to (gan_diffusion.runs.initial_state)."""
+    from gan_diffusion.checkpoint import load_checkpoint, weights_digest
+    from gan_diffusion.errors import CheckpointError
+
+    if getattr(model, "stage", None) != "diffusion" or not init:
+        return None
+    # the run's own autoencoder's, and its fields that leave the U-Net as it is (ae_channels
+    # stays: it sets the latent size)
+    own = ("autoencoder_sha256", "latent_scale", "ae_res_blocks", "ae_attention", "recon_loss",
+           "kl_weight", "ae_learning_rate", "ae_epochs")
+    if Path(init).exists():
+        weights, _, meta = load_checkpoint(init)
+        if meta.get("model") != "ldm" or int(meta.get("epoch", -1)) or int(meta.get("global_step", 0)):
+            raise CheckpointError(f"--init {init} is not the initial state of an ldm diffusion stage "
+                                  f"(model {meta.get('model')!r}, epoch {meta.get('epoch')})")
+        theirs = type(model.config).from_dict(meta.get("config", {})).to_dict()
+        ours = model.config.to_dict()
+        differ = sorted(k for k in ours if k not in own + ("compile",) and theirs.get(k) != ours[k])
+        if differ:
+            raise CheckpointError(f"--init {init} was written with a different config: " + ", ".join(
+                f"{k}={theirs.get(k)!r} (ours {ours[k]!r})" for k in differ))
+        mine = model.get_weights()
+        model.set_weights({k: (mine[k] if k.startswith("ae/") else weights[k]) for k in mine})
+        action = "loaded (U-Net; this run's autoencoder)"
+    else:
+        model.save(init)
+        action = "written"
+    unet = {k: v for k, v in model.get_weights().items() if not k.startswith("ae/")}
+    return {"init_checkpoint": {"path": str(init), "action": action},
+            "shared_init_sha256": weights_digest(unet)}

@@ -210,7 +210,7 @@ def _run_locked(opts: CompareOptions, out: Path, report_only: bool, start: float
                 kind = "run"
                 spec.update(train_options=train_options(opts, out, model, backend, seed),
                             sample_kwargs=entry.sample_kwargs, trajectory=entry.trajectory,
-                            evaluate=list(entry.evaluate))
+                            evaluate=list(entry.evaluate), timed_sample_kwargs=entry.timed_sample_kwargs)
             t = time.perf_counter()
             code = launch(kind, spec, folder / "spec.json", folder / "worker.log", env, "    ")
             if code:
@@ -249,13 +249,25 @@ def _run_locked(opts: CompareOptions, out: Path, report_only: bool, start: float
     return 1 if failures else 0
 
 
+def shared_init_digest(r: Any) -> str:
+    """What a run shares with the other backends' runs of its (model, seed): its initial
+    weights' sha256; for ldm --stage both, the autoencoder stage's initial weights and the
+    diffusion stage's U-Net (stages.shared_init; each backend trains its own autoencoder)."""
+    rng = r.record.get("rng", {})
+    digest = rng.get("shared_init_sha256", rng.get("init_sha256", "?"))
+    first = r.path / "autoencoder" / "config.json"
+    if first.is_file():
+        digest += "+" + json.loads(first.read_text()).get("rng", {}).get("init_sha256", "?")
+    return digest
+
+
 def init_check(results: list) -> str:
     """Whether each (model, seed) started from bit-identical weights in every backend."""
     by: dict[tuple[str, int], set[str]] = {}
     for r in results:
         if r.record.get("evaluation_only"):   # sd-img2img: no initial weights to share
             continue
-        by.setdefault((r.model, r.seed), set()).add(r.record.get("rng", {}).get("init_sha256", "?"))
+        by.setdefault((r.model, r.seed), set()).add(shared_init_digest(r))
     same = sum(len(v) == 1 for v in by.values())
     return (f"{same} of {len(by)} (model, seed) pairs started from bit-identical weights in all "
             "backends (sha256 of the canonical weights, recorded by every run)")

@@ -81,6 +81,18 @@ class RunResult:
         return math.nan if v is None else float(v)
 
     @property
+    def timed_ms_per_image(self) -> float:
+        """ms per image of the timed second sampler (diffusion: DDIM-50), NaN if none."""
+        v = self.run.get("timed_sample", {}).get("ms_per_image")
+        return math.nan if v is None else float(v)
+
+    @property
+    def first_stage_s(self) -> float:
+        """Seconds of a two-stage run's first stage (ldm: the autoencoder), NaN if none."""
+        v = self.run.get("stages", {}).get("autoencoder", {}).get("seconds")
+        return math.nan if v is None else float(v)
+
+    @property
     def final_losses(self) -> dict[str, float]:
         return dict(self.epochs[-1]["losses"]) if self.epochs else {}
 
@@ -220,7 +232,15 @@ def metric_label(key: str, extractor: str, results: list[RunResult] = ()) -> str
         r.quality.get(key), dict) and r.quality[key].get("name")), None)
     if named:
         return named
+    if key in EVAL_LABELS:
+        return EVAL_LABELS[key]
     return f"{key[5:]} (eval split)" if key.startswith("eval_") else f"{key} (final epoch)"
+
+
+# the model's own evaluation metrics with a name of their own (ldm: its autoencoder's
+# reconstruction of the evaluation images)
+EVAL_LABELS = {"eval_psnr": "Autoencoder PSNR (dB, eval split)",
+               "eval_ssim": "Autoencoder SSIM (eval split)"}
 
 
 def _groups(results: list[RunResult]) -> dict[tuple[str, str], list[RunResult]]:
@@ -238,6 +258,8 @@ TIMING_METRICS = {  # key -> (header, RunResult -> value)
     "peak_rss_mb": ("Peak RSS (MiB)", lambda r: r.peak_rss_mb),
     "sample_images_per_sec": ("Sampling images/s", lambda r: r.sample_images_per_sec),
     "train_s": ("Training total (s)", lambda r: r.train_seconds),
+    "autoencoder_s": ("Autoencoder stage (s)", lambda r: r.first_stage_s),
+    "ddim50_ms_per_image": ("DDIM-50 ms / image", lambda r: r.timed_ms_per_image),
 }
 
 
@@ -287,10 +309,16 @@ def timing_table(results: list[RunResult]) -> Table:
             _ms_col("Peak RSS (MiB)", "peak_rss_mb"),
             _ms_col("Sampling images/s", "sample_images_per_sec"),
             _ms_col("Training total (s)", "train_s")]
+    staged = any(not math.isnan(r["autoencoder_s_mean"]) for r in rows)
+    if staged:
+        cols.append(_ms_col("Autoencoder stage (s)", "autoencoder_s"))
     return Table("timing", "Training time: first epoch against steady state, throughput, memory",
                  rows, cols, "Mean ± standard deviation over seeds. Steady state: the median epoch "
                  "time of epochs 2..N of each run. Peak RSS: the run process's ru_maxrss after "
-                 "training (framework, data and model; CPU).")
+                 "training (framework, data and model; CPU)." + (
+                     " Latent diffusion (ldm): the epochs are its diffusion stage's; its "
+                     "autoencoder stage, trained first, is the last column (total seconds)."
+                     if staged else ""))
 
 
 def epoch_table(results: list[RunResult]) -> Table:
@@ -353,7 +381,7 @@ def effect_table(results: list[RunResult], backends: list[str], paired: bool) ->
             continue
         metrics = {k: (h, f) for k, (h, f) in TIMING_METRICS.items() if k != "train_s"}
         for k in dict.fromkeys(q for r in a + b for q in r.quality_values()):
-            metrics[k] = (k.upper() if k in ("fid", "kid") else k,
+            metrics[k] = (k.upper() if k in ("fid", "kid") else metric_label(k, "", results),
                           (lambda k: lambda r: r.quality_values().get(k, math.nan))(k))
         for key, (header, f) in metrics.items():
             va, vb = [f(r) for r in a], [f(r) for r in b]
@@ -392,7 +420,8 @@ def effect_table(results: list[RunResult], backends: list[str], paired: bool) ->
     return Table("framework_effect", f"Framework effect ({a_name} − {b_name}) per model", rows, cols, note)
 
 
-MODEL_EFFECT_TIMING = {"steady_epoch_s": "Steady time per epoch (s)"}   # timing compared between models
+MODEL_EFFECT_TIMING = {"steady_epoch_s": "Steady time per epoch (s)",
+                       "ddim50_ms_per_image": "DDIM-50 ms / image"}   # timing compared between models
 POOLED = "pooled"                           # the backend column of rows pooled over backends
 
 
@@ -518,6 +547,7 @@ def sampling_table(results: list[RunResult]) -> Table:
                "n_images": runs[0].run.get("sample", {}).get("n")}
         _add_ms(row, "ms_per_image", per)
         _add_ms(row, "sample_images_per_sec", [r.sample_images_per_sec for r in runs])
+        _add_ms(row, "ddim50_ms_per_image", [r.timed_ms_per_image for r in runs])
         builds = [r.record.get("seconds", {}).get("build") for r in runs]
         if all(b is not None for b in builds):
             _add_ms(row, "build_s", builds)
@@ -530,11 +560,21 @@ def sampling_table(results: list[RunResult]) -> Table:
                                           r["sample_images_per_sec_std"])),
             ("Model build (s)", lambda r: fmt_ms(r["build_s_mean"], r["build_s_std"])
              if "build_s_mean" in r else "")]
+    timed = any(not math.isnan(r["ddim50_ms_per_image_mean"]) for r in rows)
+    if timed:
+        from gan_diffusion.compare.models import TIMED_IMAGES
+
+        cols.insert(6, ("DDIM-50 ms / image", lambda r: fmt_ms(r["ddim50_ms_per_image_mean"],
+                                                               r["ddim50_ms_per_image_std"])))
     return Table("sampling", "Sampling time per image", rows, cols,
                  "Mean ± std over seeds of one sample() call drawing the evaluation images after a "
                  "warm-up call (the same latents in every backend). Evaluation-only models "
                  "(sd-img2img): the edit loop over the evaluation images; building the networks "
-                 "from their weights is the last column, not included.")
+                 "from their weights is the last column, not included." + (
+                     f" DDIM-50: diffusion models (ddpm, ldm) also timed with 50 DDIM steps on "
+                     f"{TIMED_IMAGES} images in one call after a one-step warm-up (class-conditional "
+                     "models: with their guidance, two network calls per step; ldm: decoding "
+                     "included), the same steps for pixel and latent diffusion." if timed else ""))
 
 
 def build_tables(results: list[RunResult], backends: list[str], extractor: str,

@@ -123,13 +123,15 @@ def evaluation_outputs(model: Any, spec: dict[str, Any], out: Path) -> dict[str,
     kwargs = dict(spec.get("sample_kwargs", {}))
     k = int(getattr(getattr(model, "config", None), "num_classes", 0) or 0)
     labels = np.arange(spec["n_eval"]) % k if k else None   # conditional: 0..K-1 in turn
-    model.sample(min(8, spec["n_eval"]), seed=EVAL_SEED, **kwargs)   # warm-up (tracing)
+    for n in (8, 9):   # warm-up: TF's reduce_retracing relaxes to any batch after two shapes,
+        model.sample(n, seed=EVAL_SEED, **kwargs)   # so the timed call below traces nothing
     t = time.perf_counter()
     fake = model.sample(spec["n_eval"], seed=EVAL_SEED, **kwargs,
                         **({"labels": labels} if k else {}))         # (n_eval, H, W, C) uint8
     sample_s = time.perf_counter() - t
     save_images(out / "eval_samples.npz", fake, seed=EVAL_SEED, sample_kwargs=kwargs,
                 labels=None if labels is None else labels.tolist())
+    timed = timed_sample(model, spec, labels is not None and k)
     trajectory = spec.get("trajectory")
     if trajectory and hasattr(model, trajectory):
         traj = np.asarray(getattr(model, trajectory)(8, seed=EVAL_SEED, **kwargs))  # (8 * frames, H, W, C)
@@ -137,8 +139,42 @@ def evaluation_outputs(model: Any, spec: dict[str, Any], out: Path) -> dict[str,
     return {"sample": {"n": int(len(fake)), "seconds": sample_s,
                        "images_per_sec": len(fake) / sample_s if sample_s > 0 else None,
                        "kwargs": kwargs},
+            **({"timed_sample": timed} if timed else {}),
             "trajectory": (out / "trajectory.npz").exists(),
-            "evaluate": evaluate(model, spec) if spec.get("evaluate") else {}}
+            "evaluate": evaluate(model, spec) if spec.get("evaluate") else {},
+            **stage_times(out)}
+
+
+def timed_sample(model: Any, spec: dict[str, Any], k: int) -> dict[str, Any] | None:
+    """spec["timed_sample_kwargs"] (diffusion: DDIM-50) timed on TIMED_IMAGES images after a
+    one-step warm-up at that batch size (TF traces each new shape): {"n", "seconds",
+    "ms_per_image", "kwargs"}, or None when the model has no such sampler."""
+    from gan_diffusion.compare.models import TIMED_IMAGES
+
+    kwargs = spec.get("timed_sample_kwargs")
+    if not kwargs:
+        return None
+    n = TIMED_IMAGES
+    extra = {"labels": np.arange(n) % k} if k else {}
+    model.sample(n, seed=EVAL_SEED, **{**kwargs, "steps": 1}, **extra)     # warm-up
+    t = time.perf_counter()
+    model.sample(n, seed=EVAL_SEED, **kwargs, **extra)
+    seconds = time.perf_counter() - t
+    return {"n": n, "seconds": seconds, "ms_per_image": 1000.0 * seconds / n, "kwargs": kwargs}
+
+
+def stage_times(out: Path) -> dict[str, Any]:
+    """A two-stage run's first stage (ldm --stage both: OUT/autoencoder/history.json): its
+    epochs and seconds, as {"stages": {"autoencoder": {...}}}; {} for one-stage runs."""
+    from gan_diffusion.stages import AUTOENCODER_DIR
+
+    path = out / AUTOENCODER_DIR / "history.json"
+    if not path.is_file():
+        return {}
+    secs = [float(e["seconds"]) for e in json.loads(path.read_text())["epochs"]]
+    return {"stages": {AUTOENCODER_DIR: {"epochs": len(secs), "seconds": float(sum(secs)),
+                                         "steady_epoch_s": float(np.median(secs[1:])) if len(secs) > 1
+                                         else None}}}
 
 
 def evaluate(model: Any, spec: dict[str, Any]) -> dict[str, float]:

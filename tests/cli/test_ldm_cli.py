@@ -171,8 +171,6 @@ def test_diffusion_stage_needs_a_finished_fitting_autoencoder(finished_ae, tmp_p
     assert "apply to --model ldm only" in fails(capsys, "--model", "dcgan", "--stage", "autoencoder",
                                                 "--out", out)
     assert "--set stage: use --stage" in fails(capsys, *TINY, "--set", "stage=diffusion", "--out", out)
-    assert "--init is not supported with --stage both" in fails(capsys, *TINY, "--init", tmp_path / "i.npz",
-                                                                "--out", out)
     assert not out.exists()                                   # nothing half-written
 
 
@@ -189,3 +187,41 @@ def test_resume_and_rerun_refuse_another_autoencoder(reference, tmp_path, capsys
     line = fails(capsys, "--rerun", diff / "config.json", "--out", tmp_path / "again")
     assert f"--rerun: the autoencoder run {ae} holds other weights" in line
     assert "--autoencoder" in fails(capsys, "--out", diff, "--resume", "--autoencoder", reference, "--epochs", 2)
+
+
+def test_both_with_init_shares_the_two_initial_states(finished_ae, tmp_path, capsys):
+    """--stage both --init P (what compare gives every run): the autoencoder stage's initial
+    state goes to P-autoencoder.npz and the U-Net's to P; a second run loads both and repeats
+    the first exactly. A diffusion stage loads only the U-Net of P (its autoencoder is its
+    own) and refuses a P of another config or a P that is not an initial state."""
+    init, a, b = tmp_path / "init.npz", tmp_path / "a", tmp_path / "b"
+    args = [*TINY, "--set", "ae_epochs=1", "--epochs", 1, "--init", init]
+    assert train(*args, "--out", a)[0] == 0
+    assert init.exists() and (tmp_path / "init-autoencoder.npz").exists()
+    for run in (a, a / "autoencoder"):
+        assert record(run)["rng"]["init_checkpoint"]["action"] == "written"
+    code, _, err = train(*args, "--out", b, capsys=capsys)
+    assert code == 0, err
+    assert record(b / "autoencoder")["rng"]["init_checkpoint"]["action"] == "loaded"
+    assert record(b)["rng"]["init_checkpoint"]["action"].startswith("loaded (U-Net")
+    assert record(b)["rng"]["shared_init_sha256"] == record(a)["rng"]["shared_init_sha256"]
+    same_run(b / "autoencoder", a / "autoencoder")
+    same_run(b, a)
+    # another autoencoder (the reference run's): the U-Net of P, the scale of its own latents
+    c = tmp_path / "c"
+    code, _, err = train(*TINY, "--stage", "diffusion", "--autoencoder", finished_ae, "--epochs", 1,
+                         "--init", init, "--out", c, capsys=capsys)     # its ae_epochs=2 is let pass
+    assert code == 0, err
+    unet = {k for k in weights(a) if not k.startswith("ae/")}
+    w0 = load_checkpoint(init)[0]
+    assert record(c)["rng"]["shared_init_sha256"] == weights_digest({k: w0[k] for k in unet})
+    assert record(c)["model_config"]["autoencoder_sha256"] == ae_digest(finished_ae) != ae_digest(a)
+    assert record(c)["model_config"]["latent_scale"] == record(finished_ae.parent)["model_config"]["latent_scale"]
+    out = tmp_path / "d"
+    line = fails(capsys, *TINY, "--stage", "diffusion", "--autoencoder", finished_ae, "--set",
+                 "base_channels=16", "--init", init, "--out", out)
+    assert f"--init {init} was written with a different config: base_channels=8 (ours 16)" in line
+    line = fails(capsys, *TINY, "--stage", "diffusion", "--autoencoder", finished_ae,
+                 "--init", a / "checkpoints" / "latest.npz", "--out", out)
+    assert "is not the initial state of an ldm diffusion stage" in line
+    assert not out.exists()

@@ -513,3 +513,86 @@ def test_quality_and_model_effect_figures(tmp_path):
     assert plots.model_effect_bars(single, "lenet-mnist", tmp_path / "one") == []
     (q,) = plots.quality_bars(single, "lenet-mnist", tmp_path / "one")     # FID, KID, neg_elbo panels
     assert q.path.stat().st_size > 3000 and "standard deviation" in q.caption
+
+
+# -- latent against pixel diffusion: DDIM-50 timing, the autoencoder stage, PSNR / SSIM --------
+class _CountingModel:
+    """Records the sample() calls the worker makes; class-conditional with 10 classes."""
+
+    class config:
+        num_classes = 10
+
+    def __init__(self):
+        self.calls = []
+
+    def sample(self, n, seed=0, **kwargs):
+        self.calls.append((n, kwargs.get("steps"), kwargs.get("sampler"),
+                           None if kwargs.get("labels") is None else list(kwargs["labels"])))
+        return np.zeros((n, 8, 8, 1), np.uint8)
+
+
+def test_worker_times_ddim50_after_a_warm_up_and_reads_the_first_stage(tmp_path):
+    import json
+
+    from gan_diffusion.compare import worker
+    from gan_diffusion.compare.models import DDIM50, TIMED_IMAGES, traits
+
+    assert traits("ddpm").timed_sample_kwargs == traits("ldm").timed_sample_kwargs == DDIM50
+    assert traits("dcgan").timed_sample_kwargs is None and "psnr" in traits("ldm").evaluate
+    m = _CountingModel()
+    spec = {"n_eval": 20, "sample_kwargs": {"steps": 10}, "timed_sample_kwargs": DDIM50}
+    (tmp_path / "autoencoder").mkdir()
+    (tmp_path / "autoencoder" / "history.json").write_text(json.dumps({"epochs": [
+        {"epoch": e, "seconds": s} for e, s in ((1, 9.0), (2, 4.0), (3, 5.0))]}))
+    rec = worker.evaluation_outputs(m, spec, tmp_path)
+    # warm-ups at two batch sizes, the timed evaluation call, the DDIM-50 warm-up (1 step) and call
+    assert [c[:3] for c in m.calls] == [(8, 10, None), (9, 10, None), (20, 10, None),
+                                        (TIMED_IMAGES, 1, "ddim"), (TIMED_IMAGES, 50, "ddim")]
+    assert m.calls[-1][3] == [i % 10 for i in range(TIMED_IMAGES)]     # every class, in turn
+    t = rec["timed_sample"]
+    assert t["n"] == TIMED_IMAGES and t["kwargs"] == DDIM50
+    assert t["ms_per_image"] == pytest.approx(1000 * t["seconds"] / TIMED_IMAGES)
+    assert rec["stages"] == {"autoencoder": {"epochs": 3, "seconds": 18.0, "steady_epoch_s": 4.5}}
+    plain = worker.evaluation_outputs(_CountingModel(), {"n_eval": 20, "sample_kwargs": {}},
+                                      tmp_path / "x")
+    assert "timed_sample" not in plain and "stages" not in plain      # one-stage, no second sampler
+
+
+def test_ldm_against_ddpm_columns_from_run_records(tmp_path):
+    from gan_diffusion.compare import tables
+
+    results = []
+    for model, ms, ae_s in (("ddpm", (40.0, 44.0), None), ("ldm", (10.0, 12.0), (30.0, 34.0))):
+        for be in ("tf", "torch"):
+            for k in (0, 1):
+                r = _fake_run(tmp_path, model, be, k, fid=20.0 + k + (model == "ldm"),
+                              secs=[5.0, 3.0 + k, 3.0 + k])
+                r.run["timed_sample"] = {"n": 32, "ms_per_image": ms[k] + (be == "torch")}
+                if ae_s:
+                    r.run["stages"] = {"autoencoder": {"epochs": 2, "seconds": ae_s[k]}}
+                    r.run["evaluate"] = {"psnr": 18.0 + k, "ssim": 0.6}
+                results.append(r)
+    tabs = {t.name: t for t in tables.build_tables(results, ["tf", "torch"], "lenet-mnist", True)}
+    s = {(r["model"], r["backend"]): r for r in tabs["sampling"].rows}
+    assert s[("ldm", "torch")]["ddim50_ms_per_image_mean"] == pytest.approx(12.0)
+    assert s[("ddpm", "tf")]["ddim50_ms_per_image_mean"] == pytest.approx(42.0)
+    assert "DDIM-50 ms / image" in tabs["sampling"].markdown() and "decoding" in tabs["sampling"].note
+    tm = {(r["model"], r["backend"]): r for r in tabs["timing"].rows}
+    assert tm[("ldm", "tf")]["autoencoder_s_mean"] == pytest.approx(32.0)
+    assert math.isnan(tm[("ddpm", "tf")]["autoencoder_s_mean"])
+    assert "Autoencoder stage (s)" in tabs["timing"].markdown()
+    q = tabs["quality"].markdown()
+    assert "Autoencoder PSNR (dB, eval split)" in q and "Autoencoder SSIM (eval split)" in q
+    effect = {(r["model"], r["metric"]): r for r in tabs["framework_effect"].rows}
+    assert effect[("ldm", "ddim50_ms_per_image")]["diff"] == pytest.approx(-1.0)   # paired by seed
+    assert effect[("ldm", "eval_psnr")]["diff"] == pytest.approx(0.0)
+    rows = {(r["backend"], r["key"]): r for r in tables.model_effect_table(results, "lenet-mnist").rows}
+    d = rows[("tf", "ddim50_ms_per_image")]
+    assert (d["mean_a"], d["mean_b"], d["ratio"]) == pytest.approx((42.0, 11.0, 42.0 / 11.0))
+    assert rows[("pooled", "fid")]["difference"] == pytest.approx(-1.0)
+    # without two-stage or DDIM-50 runs the columns stay out
+    plain = [r for r in results if r.model == "ddpm"]
+    for r in plain:
+        del r.run["timed_sample"]
+    tabs = {t.name: t for t in tables.build_tables(plain, ["tf", "torch"], "lenet-mnist", True)}
+    assert "DDIM-50" not in tabs["sampling"].markdown() and "Autoencoder" not in tabs["timing"].markdown()
