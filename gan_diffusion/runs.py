@@ -173,13 +173,11 @@ def _starting_state(opts: RunOptions, source: dict[str, Any] | None, backend: An
             from gan_diffusion.stages import check_autoencoder
             check_autoencoder(model, opts)
         return run, source.get("rng", rng), eval_data
-    if opts.model == "ldm":       # a diffusion stage: the autoencoder, its sha256, the latent scale
-        from gan_diffusion.stages import attach_autoencoder
-        attach_autoencoder(model, opts, data, source)
     shared = None
-    if opts.model == "ldm":       # a diffusion stage shares its U-Net only (stages.shared_init)
-        from gan_diffusion.stages import shared_init
-        shared = shared_init(model, opts.init)
+    if opts.model == "ldm":       # a diffusion stage: the autoencoder, its sha256, the latent scale;
+        from gan_diffusion.stages import attach_autoencoder, shared_init
+        attach_autoencoder(model, opts, data, source)
+        shared = shared_init(model, opts.init)   # and it shares its U-Net only
     rng.update(shared if shared is not None else initial_state(model, opts.init))
     rng["init_sha256"] = weights_digest(model.get_weights())
     if source is not None:

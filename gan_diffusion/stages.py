@@ -158,7 +158,7 @@ def _rerun_both(given: RunOptions, train_single: Any) -> Any:
 
 def autoencoder_init(init: str | None) -> str | None:
     """--stage both --init P: the autoencoder stage's initial state P-autoencoder.npz beside P
-    (the diffusion stage's is P itself: its U-Net; load_shared_init)."""
+    (the diffusion stage's is P itself: its U-Net; shared_init)."""
     if not init:
         return None
     p = Path(init)
@@ -166,6 +166,14 @@ def autoencoder_init(init: str | None) -> str | None:
 
 
 # -- the diffusion stage's autoencoder ------------------------------------------------------------
+def autoencoder_digest(weights: dict[str, Any]) -> str:
+    """The config's autoencoder_sha256 of an ldm checkpoint's canonical weights."""
+    from gan_diffusion.checkpoint import weights_digest
+    from gan_diffusion.models.ldm import autoencoder_part
+
+    return weights_digest(autoencoder_part(weights))
+
+
 def autoencoder_run(opts: RunOptions) -> Path:
     """The autoencoder run folder of a diffusion-stage run."""
     return Path(opts.out) / AUTOENCODER_DIR if opts.stage == "both" else Path(opts.autoencoder)
@@ -228,14 +236,13 @@ def attach_autoencoder(model: Any, opts: RunOptions, data: Any, source: dict[str
     --init file a first run of a comparison wrote, or from the record of a rerun)."""
     if model.stage != "diffusion":
         return
-    from gan_diffusion.checkpoint import load_checkpoint, weights_digest
+    from gan_diffusion.checkpoint import load_checkpoint
 
     folder = autoencoder_run(opts)
     ckpt, weights, _ = read_autoencoder_run(folder)
     if opts.init and Path(opts.init).exists() and not model.config.latent_scale:
         theirs = load_checkpoint(opts.init)[2].get("config", {})
-        ours = weights_digest({k: v for k, v in weights.items() if k.startswith("ae/")})
-        if theirs.get("autoencoder_sha256") == ours:   # the same autoencoder: its exact scale
+        if theirs.get("autoencoder_sha256") == autoencoder_digest(weights):   # the same autoencoder: its exact scale
             model.config = model.config.replace(latent_scale=theirs.get("latent_scale", 0.0))
     digest = model.set_autoencoder(ckpt, data, name=str(folder))
     recorded = (source or {}).get("model_config", {}).get("autoencoder_sha256")
@@ -247,15 +254,13 @@ def attach_autoencoder(model: Any, opts: RunOptions, data: Any, source: dict[str
 
 def check_autoencoder(model: Any, opts: RunOptions) -> None:
     """A resumed diffusion-stage run: its autoencoder run must still hold the recorded weights."""
-    from gan_diffusion.checkpoint import weights_digest
-
     if model.stage != "diffusion":
         return
     folder = autoencoder_run(opts)
     _, weights, _ = read_autoencoder_run(folder)
-    digest = weights_digest({k: v for k, v in weights.items() if k.startswith("ae/")})
+    digest = autoencoder_digest(weights)
     recorded = model.config.autoencoder_sha256
-    if digest != recorded or weights_digest(model.autoencoder_weights()) != recorded:
+    if digest != recorded or autoencoder_digest(model.get_weights()) != recorded:
         raise GanDiffusionError(f"--resume: the autoencoder run {folder} now holds other weights "
                                 f"(sha256 {digest[:12]}...) than this run was started with "
                                 f"({recorded[:12]}...); resume needs the recorded autoencoder")
@@ -287,12 +292,13 @@ def shared_init(model: Any, init: str | None) -> dict[str, Any] | None:
         if differ:
             raise CheckpointError(f"--init {init} was written with a different config: " + ", ".join(
                 f"{k}={theirs.get(k)!r} (ours {ours[k]!r})" for k in differ))
-        mine = model.get_weights()
-        model.set_weights({k: (mine[k] if k.startswith("ae/") else weights[k]) for k in mine})
+        own_ae = model.autoencoder_weights()
+        model.set_weights({k: own_ae[k] if k in own_ae else weights[k] for k in model.get_weights()})
         action = "loaded (U-Net; this run's autoencoder)"
     else:
         model.save(init)
         action = "written"
-    unet = {k: v for k, v in model.get_weights().items() if not k.startswith("ae/")}
+    own_ae = model.autoencoder_weights()
+    unet = {k: v for k, v in model.get_weights().items() if k not in own_ae}   # U-Net and EMA
     return {"init_checkpoint": {"path": str(init), "action": action},
             "shared_init_sha256": weights_digest(unet)}

@@ -131,7 +131,7 @@ def evaluation_outputs(model: Any, spec: dict[str, Any], out: Path) -> dict[str,
     sample_s = time.perf_counter() - t
     save_images(out / "eval_samples.npz", fake, seed=EVAL_SEED, sample_kwargs=kwargs,
                 labels=None if labels is None else labels.tolist())
-    timed = timed_sample(model, spec, labels is not None and k)
+    timed = timed_sample(model, spec, k)
     trajectory = spec.get("trajectory")
     if trajectory and hasattr(model, trajectory):
         traj = np.asarray(getattr(model, trajectory)(8, seed=EVAL_SEED, **kwargs))  # (8 * frames, H, W, C)

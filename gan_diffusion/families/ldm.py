@@ -27,7 +27,7 @@ import numpy as np
 from gan_diffusion.errors import CheckpointError, ConfigError
 from gan_diffusion.families.diffusion import DiffusionModelBase
 from gan_diffusion.models.kl_autoencoder import autoencoder_loss, split_moments
-from gan_diffusion.models.ldm import AE_NET, LDMConfig, check_autoencoder_match
+from gan_diffusion.models.ldm import LDMConfig, autoencoder_part, check_autoencoder_match
 
 PREVIEW_IMAGES = 32   # the autoencoder stage's sample grid: 32 training images and their reconstructions
 
@@ -136,7 +136,7 @@ class LDMBase(DiffusionModelBase):
 
     def autoencoder_weights(self) -> dict[str, np.ndarray]:
         """The "ae/..." canonical weights."""
-        return {k: v for k, v in self.get_weights().items() if k.startswith(f"{AE_NET}/")}
+        return autoencoder_part(self.get_weights())
 
     def set_autoencoder(self, source: Any, data: Any = None, name: str | None = None) -> str:
         """Attach a trained autoencoder to a diffusion-stage model: copy its "ae/" weights,
@@ -167,7 +167,7 @@ class LDMBase(DiffusionModelBase):
         else:
             weights, theirs, name = source.get_weights(), source.config, name or "model"
         check_autoencoder_match(self.config, theirs, name)
-        ae = {k: v for k, v in weights.items() if k.startswith(f"{AE_NET}/")}
+        ae = autoencoder_part(weights)
         self.set_weights({**self.get_weights(), **ae})
         digest = weights_digest(ae)
         scale = self.config.latent_scale

@@ -251,6 +251,11 @@ def unet_spec(cfg: LDMConfig) -> LatentUNetSpec:
                           cfg.context_tokens, cfg.dtype)
 
 
+def autoencoder_part(weights: dict[str, Any]) -> dict[str, Any]:
+    """The autoencoder's ("ae/...") entries of an ldm stage's canonical weights."""
+    return {k: v for k, v in weights.items() if k.startswith(f"{AE_NET}/")}
+
+
 def networks(cfg: LDMConfig) -> tuple[str, ...]:
     """The weight groups of the config's stage: ("ae",) or ("ae", "unet", "ema")."""
     return (AE_NET,) if cfg.stage == "autoencoder" else (AE_NET, *NETWORKS)
