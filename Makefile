@@ -22,8 +22,11 @@ demo: setup
 	@echo "report: runs/demo/report.html  tables: runs/demo/tables/  (rerun: resumes)"
 	@echo "TensorBoard: tensorboard --logdir runs/demo/runs"
 
+# TEST_WORKERS pytest-xdist processes, one intra-op thread each (tests/conftest.py); the files
+# that build Stable Diffusion at full size run in one of them, one after another
+TEST_WORKERS ?= 2
 test: setup browser
-	HF_HUB_OFFLINE=1 GAN_DIFFUSION_NO_DOWNLOAD=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 GAN_DIFFUSION_NO_DOWNLOAD=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # Headless Chromium for tests/compare/test_compare.py's report screenshot (Debian/Ubuntu
 # `chromium`).

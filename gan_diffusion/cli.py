@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=int, default=None, help="use only the first N images")
     t.add_argument("--epochs", type=int, default=None, help="total epochs of the run (default 5; "
                    "the only option a --resume may change)")
+    t.add_argument("--budget-minutes", type=float, default=None, metavar="M", help="stop at the "
+                   "first epoch end after M minutes of training (--epochs stays the cap); a "
+                   "--resume may change it; a budgeted run cannot be --rerun")
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
@@ -148,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="NAME=VALUE", help="any model config field")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true", help="continue the run in --out with its "
-                   "recorded options (a conflicting option is an error; only --epochs may change)")
+                   "recorded options (a conflicting option is an error; only --epochs and "
+                   "--budget-minutes may change)")
     t.add_argument("--rerun", metavar="CONFIG_JSON", help="repeat the run recorded in a config.json "
                    "exactly (same data, versions and initial weights), or refuse")
     t.add_argument("--allow-version-change", action="store_true", help="let --resume/--rerun run "
@@ -202,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", default=None, help="as for train (default: digits)")
     c.add_argument("--data-dir", default=None)
     c.add_argument("--epochs", type=int, default=None)
+    c.add_argument("--budget-minutes", type=float, default=None, metavar="M", help="the same "
+                   "wall-clock budget per run: each trains until M minutes of training, at an "
+                   "epoch end (--epochs: the cap; default without it 1000)")
     c.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1) per model "
                    "and backend")
     c.add_argument("--limit", type=int, default=None, help="use only the first N training images")

@@ -43,6 +43,8 @@ class RunOptions:
     native_rng: bool | None = None     # framework RNG for init and training noise
     stage: str | None = None           # ldm: autoencoder | diffusion | both (default both)
     autoencoder: str | None = None     # ldm --stage diffusion: the autoencoder's run folder
+    budget_minutes: float | None = None  # stop at the first epoch end past this much training
+                                       # time (epochs: the cap); docs/runs.md "Time budgets"
     tensorboard: bool | None = None
     # -- not part of the record ------------------------------------------------------------
     data_dir: str | None = None
@@ -100,6 +102,7 @@ def validate(opts: RunOptions) -> RunOptions:
         raise ConfigError(f"--color-mode must be L (grey) or RGB, got {opts.color_mode!r}")
     if opts.stage not in (None, *STAGES):
         raise ConfigError(f"--stage must be one of {', '.join(STAGES)}, got {opts.stage!r}")
+    check_budget(opts)
     if opts.model not in (None, "ldm") and (opts.stage or opts.autoencoder):
         raise ConfigError(f"--stage and --autoencoder apply to --model ldm only, not {opts.model}")
     parse_set(opts.set)
@@ -119,6 +122,18 @@ def validate(opts: RunOptions) -> RunOptions:
     if is_file:
         raise GanDiffusionError(f"--out {out} is an existing file, not a folder; choose a folder path")
     return opts
+
+
+def check_budget(opts: RunOptions) -> None:
+    """--budget-minutes: a positive number, for a one-stage model."""
+    value = opts.budget_minutes
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"--budget-minutes must be a positive number of minutes, got {value!r}")
+    if opts.model == "ldm":
+        raise ConfigError("--budget-minutes applies to one-stage models; ldm trains two stages: "
+                          "give its length with --epochs and --set ae_epochs=N")
 
 
 def read_record(path: str | os.PathLike, what: str) -> dict[str, Any]:
@@ -190,9 +205,15 @@ def resolve(given: RunOptions) -> tuple[RunOptions, dict[str, Any] | None]:
         what = "--resume" if given.resume else "--rerun"
         record = read_record(path, what)
         base = recorded_options(record, given.out)
-        differ = conflicts(given, base, record, ("epochs",) if given.resume else ())
+        differ = conflicts(given, base, record, ("epochs", "budget_minutes") if given.resume else ())
+        if given.rerun and base.budget_minutes is not None:
+            raise ConfigError(f"--rerun: {path} trained to a time budget (--budget-minutes "
+                              f"{base.budget_minutes}), which stops wherever the clock says, so a "
+                              "rerun cannot repeat it exactly; start a new run with its options "
+                              "and --epochs N, N the epochs its history.json holds")
         if differ:
-            fix = ("only --epochs (the new total) may change on resume" if given.resume else
+            fix = ("only --epochs (the new total) and --budget-minutes may change on resume"
+                   if given.resume else
                    "drop them to repeat the recorded run, or start a new run without --rerun")
             raise ConfigError(f"{what} takes every option from the record {path}, but the command "
                               f"line differs: {'; '.join(differ)}. {fix[0].upper()}{fix[1:]}")
@@ -200,7 +221,12 @@ def resolve(given: RunOptions) -> tuple[RunOptions, dict[str, Any] | None]:
         if how["data_dir"] is None and recorded_dir and Path(recorded_dir).is_dir():
             how["data_dir"] = recorded_dir   # not given: where the recorded run found its data
         epochs = given.epochs if given.resume and given.epochs is not None else base.epochs
-        return dataclasses.replace(base, epochs=epochs or DEFAULTS["epochs"], **how), record
+        budget = (given.budget_minutes if given.resume and given.budget_minutes is not None
+                  else base.budget_minutes)
+        resolved = dataclasses.replace(base, epochs=epochs or DEFAULTS["epochs"],
+                                       budget_minutes=budget, **how)
+        check_budget(resolved)
+        return resolved, record
     filled = {k: DEFAULTS[k] for k in DEFAULTS if getattr(given, k) is None}
     if given.model == "ldm" and given.stage is None:
         filled["stage"] = "both"

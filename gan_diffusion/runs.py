@@ -106,6 +106,11 @@ def _train(given: RunOptions, lock: Any) -> RunContext:
     if remaining <= 0:
         print(f"nothing to do: {out} already has {run.model.epoch} epoch(s) (--epochs {opts.epochs})")
         return run
+    budget_s = None if opts.budget_minutes is None else 60.0 * opts.budget_minutes
+    if budget_s is not None and training_seconds(run) >= budget_s:
+        print(f"nothing to do: {out} already trained {training_seconds(run):.1f} s in "
+              f"{run.model.epoch} epoch(s), its budget of {opts.budget_minutes} min")
+        return run
     previous = (out / "config.json").read_text() if opts.resume else None
     atomic_write_json(out / "config.json", new_record(opts, source, run, backend, rng, current))
     print(f"training {opts.model} on {data.name} ({len(data)} images {data.image_shape}; "
@@ -113,7 +118,8 @@ def _train(given: RunOptions, lock: Any) -> RunContext:
           f"epochs {run.model.epoch + 1}..{opts.epochs} -> {out}", flush=True)
     start = run.committed_epoch
     try:
-        fit(run, default_callbacks(run.model, eval_data, bool(opts.tensorboard)), remaining, opts.progress)
+        fit(run, default_callbacks(run.model, eval_data, bool(opts.tensorboard)), remaining,
+            opts.progress, budget_s)
     except BaseException:
         if previous is not None and run.committed_epoch == start:
             atomic_write_text(out / "config.json", previous)  # a resume that committed nothing
@@ -196,8 +202,11 @@ def new_record(opts: RunOptions, source: dict[str, Any] | None, run: RunContext,
     session = {"started": current["started"], "from_epoch": run.model.epoch, "to_epoch": opts.epochs,
                **{k: current[k] for k in ("argv", "versions", "threads", "load", "git_commit")},
                "host": current["machine"]["hostname"], "pid": os.getpid()}
-    if opts.resume:
-        return {**source, "options": {**source["options"], "epochs": opts.epochs},
+    if opts.budget_minutes is not None:
+        session["budget_minutes"] = opts.budget_minutes
+    if opts.resume:   # the two options a resume may change
+        return {**source, "options": {**source["options"], "epochs": opts.epochs,
+                                      "budget_minutes": opts.budget_minutes},
                 "sessions": source.get("sessions", []) + [session]}
     config, data = run.model.config, run.data
     record = {"model": opts.model, "model_config": config.to_dict(),
@@ -214,8 +223,17 @@ def new_record(opts: RunOptions, source: dict[str, Any] | None, run: RunContext,
     return record
 
 
-def fit(run: RunContext, callbacks: list[Any], epochs: int, progress: bool | None) -> None:
-    """`epochs` more epochs with the callbacks; a divergence names the checkpoint it kept."""
+def training_seconds(run: RunContext) -> float:
+    """The run's training time so far: the sum of its epochs' wall times (resumed ones too)."""
+    return float(sum(e.seconds for e in run.history.epochs))
+
+
+def fit(run: RunContext, callbacks: list[Any], epochs: int, progress: bool | None,
+        budget_s: float | None = None) -> None:
+    """`epochs` more epochs with the callbacks; a divergence names the checkpoint it kept.
+    With `budget_s`, training stops at the first epoch end at which the run's epochs (resumed
+    ones included) have taken that many seconds: epochs are whole, so it overshoots by less
+    than one epoch."""
     with open(run.out / "train.log", "a") as run.log:
         try:
             for cb in callbacks:
@@ -226,7 +244,16 @@ def fit(run: RunContext, callbacks: list[Any], epochs: int, progress: bool | Non
                 for cb in callbacks:
                     cb.on_epoch_end(run, stats)
 
-            run.model.fit(run.data, epochs, on_epoch_end=on_epoch_end, progress=progress)
+            if budget_s is None:
+                run.model.fit(run.data, epochs, on_epoch_end=on_epoch_end, progress=progress)
+            else:   # one epoch at a time, the clock read between them
+                for _ in range(epochs):
+                    run.model.fit(run.data, 1, on_epoch_end=on_epoch_end, progress=progress)
+                    if training_seconds(run) >= budget_s:
+                        print(f"time budget: {training_seconds(run):.1f} s of training in "
+                              f"{run.model.epoch} epoch(s) reach {budget_s / 60:g} min; stopping",
+                              flush=True)
+                        break
         except DivergenceError as exc:
             kept = (f"the last good checkpoint (epoch {run.model.epoch}) is kept in {run.checkpoint}"
                     if run.checkpoint.exists() else "no epoch finished, so nothing was saved")

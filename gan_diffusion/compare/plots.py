@@ -255,7 +255,8 @@ def sample_grids(results: list[RunResult], folder: Path) -> list[Figure]:
 
 
 def real_vs_models(results: list[RunResult], folder: Path, reference: Path | None) -> list[Figure]:
-    """One figure, real | model 1 | model 2 | ...: the first 64 reference images, then the
+    """One figure, real | model 1 | model 2 | ...: 64 reference images evenly spaced over the
+    set (it is stored in class order: the first 64 would show one or two classes), then the
     first 64 evaluation samples of each model (its first backend and seed). Only for
     comparisons of two or more models (the EuroSAT study's real | GAN | SD)."""
     models = _models(results)
@@ -263,7 +264,8 @@ def real_vs_models(results: list[RunResult], folder: Path, reference: Path | Non
         return []
     plt = _plt()
     real, _ = load_images(Path(reference))
-    panels = [("real", _grid(real))]
+    spread = np.linspace(0, len(real) - 1, min(64, len(real))).round().astype(int)
+    panels = [("real", _grid(real[spread]))]
     for model in models:
         group = sorted((r for r in results if r.model == model), key=lambda r: (r.seed, r.backend))
         if group and (group[0].path / "eval_samples.npz").exists():
@@ -278,8 +280,9 @@ def real_vs_models(results: list[RunResult], folder: Path, reference: Path | Non
     fig.suptitle("real images | each model's evaluation samples", fontsize=10)
     path = folder / "real_vs_models.png"
     _save(fig, path)
-    return [Figure("Real | " + " | ".join(models), path, "The first 64 reference images (what "
-                   "FID compares against), then the first 64 evaluation samples of each model.")]
+    return [Figure("Real | " + " | ".join(models), path, "64 reference images (what FID compares "
+                   "against), evenly spaced over its classes, then the first 64 evaluation "
+                   "samples of each model.")]
 
 
 def trajectories(results: list[RunResult], folder: Path) -> list[Figure]:

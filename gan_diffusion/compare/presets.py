@@ -27,6 +27,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"dataset": "mnist", "epochs": 50, "seeds": 3, "n_eval": 10000, "threads": None},
 }
 
+# --budget-minutes without --epochs: the epoch cap, high enough that the budget stops every run
+BUDGET_EPOCH_CAP = 1000
+
 DEFAULTS: dict[str, Any] = {"dataset": "digits", "epochs": 5, "seeds": 3, "n_eval": 1000,
                             "threads": None, "backends": ("tf", "torch"), "limit": None,
                             "batch_size": None, "image_size": None}
@@ -46,6 +49,8 @@ class CompareOptions:
         overrides: per-model config overrides {model: {field: value}} (preset + --set).
         extractor, score_backend: the quality feature extractor and the framework running it.
         preset: the preset the options started from ("" for none).
+        budget_minutes: each run trains until this much training time (at an epoch end),
+            `epochs` the cap (None: exactly `epochs`); gan_diffusion.runs.fit.
     """
 
     models: list[str]
@@ -64,13 +69,15 @@ class CompareOptions:
     score_backend: str | None = None
     preset: str = ""
     data_dir: str | None = None
+    budget_minutes: float | None = None
 
     def run_key(self, model: str) -> dict[str, Any]:
         """The options a finished run must share with this comparison to be reused."""
         return {"dataset": self.dataset, "epochs": self.epochs, "limit": self.limit,
                 "image_size": self.image_size, "batch_size": self.batch_size,
                 "threads": self.threads, "native_rng": self.native_rng, "n_eval": self.n_eval,
-                "overrides": self.overrides.get(model, {})}
+                "overrides": self.overrides.get(model, {}),
+                **({"budget_minutes": self.budget_minutes} if self.budget_minutes else {})}
 
 
 def parse_set(items: list[str] | None, models: list[str]) -> dict[str, dict[str, Any]]:
@@ -132,6 +139,15 @@ def resolve(preset: str | None, models: str | None = None, backends: str | None 
                                                   else values["backends"])]
     if len(set(bnames)) != len(bnames):
         raise ConfigError(f"--backends lists a backend twice: {bnames}")
+    budget = values.get("budget_minutes")
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+            raise ConfigError(f"--budget-minutes must be a positive number of minutes, got {budget!r}")
+        if "ldm" in names:
+            raise ConfigError("--budget-minutes applies to one-stage models; ldm trains two "
+                              "stages: compare it with --epochs (and --set ldm.ae_epochs=N)")
+        if flags.get("epochs") is None:
+            values["epochs"] = BUDGET_EPOCH_CAP   # the clock decides, not a default length
     for key in ("epochs", "seeds", "n_eval"):
         if int(values[key]) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {values[key]}")
@@ -149,4 +165,5 @@ def resolve(preset: str | None, models: str | None = None, backends: str | None 
         limit=values["limit"], image_size=values["image_size"], batch_size=values["batch_size"],
         native_rng=bool(values.get("native_rng", False)), overrides=overrides,
         extractor=values.get("extractor") or "", score_backend=values.get("score_backend"),
-        preset=preset or "", data_dir=values.get("data_dir"))
+        preset=preset or "", data_dir=values.get("data_dir"),
+        budget_minutes=float(budget) if budget is not None else None)

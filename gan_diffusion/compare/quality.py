@@ -8,9 +8,10 @@ every Score and every table header:
   framework that extracts the features. `resolve_extractor` turns "auto" into the concrete
   name before any run starts: Inception when its weights are on disk, else the shipped
   offline network for the image shape (28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10, any
-  other HxWx3 -> cnn-cifar10-resized32: the CIFAR-10 CNN on images resized to 32x32), whose
-  scores are named "FID-LeNet(MNIST)", "FID-CNN(CIFAR-10)@32px" etc., never plain "FID".
-- "pixels-pca64" (explicit only, e.g. for grey images other than 28x28): a STAND-IN, not
+  other HxWx3 -> cnn-cifar10-resized32: the CIFAR-10 CNN on images resized to 32x32, any
+  other HxWx1 -> lenet-mnist-resized28), whose scores are named "FID-LeNet(MNIST)",
+  "FID-CNN(CIFAR-10)@32px", "FID-LeNet(MNIST)@28px" etc., never plain "FID".
+- "pixels-pca64" (explicit only): a STAND-IN, not
   Inception FID. Images are flattened to [0, 1] pixels and projected on the 64 leading principal
   components of the real reference images; FID and KID are then computed on those 64-d
   features with the project's NumPy metrics (fid_from_features, kid_from_features). It is

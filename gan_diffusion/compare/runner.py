@@ -53,6 +53,7 @@ def train_options(opts: CompareOptions, out: Path, model: str, backend: str, see
             "dataset": opts.dataset, "epochs": opts.epochs, "seed": seed, "threads": opts.threads,
             "limit": opts.limit, "batch_size": opts.batch_size, "image_size": opts.image_size,
             "data_dir": opts.data_dir, "tensorboard": True, "progress": False,
+            "budget_minutes": opts.budget_minutes,
             "set": [f"{k}={json.dumps(v)}" for k, v in opts.overrides.get(model, {}).items()],
             **({"native_rng": True} if opts.native_rng
                else {"init": str(init_path(out, opts, model, seed))})}
@@ -295,7 +296,9 @@ def build_outputs(opts: CompareOptions, out: Path, command: str = "") -> tuple[P
                 f"({', '.join(opts.models)} x {', '.join(opts.backends)} x {opts.seeds} seeds)",
         "data": first.get("data", {}).get("description", opts.dataset)
                 + (f"; {first['data']['size']} training images" if first else ""),
-        "epochs": opts.epochs,
+        "epochs": (f"as many as fit in {opts.budget_minutes:g} min of training per run (at most "
+                   f"{opts.epochs}; the Epochs columns give each run's)" if opts.budget_minutes
+                   else opts.epochs),
         "mode": ("native RNG: each framework's own generator for initial weights and training "
                  "noise (data order shared)" if opts.native_rng else
                  "controlled: the same initial weights (one checkpoint loaded by every backend), "
@@ -325,5 +328,5 @@ def cmd_compare(args: Any) -> int:
                    threads=args.threads, limit=args.limit, image_size=args.image_size,
                    batch_size=args.batch_size, native_rng=args.native_rng or None,
                    extractor=args.extractor, score_backend=args.score_backend,
-                   data_dir=args.data_dir)
+                   data_dir=args.data_dir, budget_minutes=args.budget_minutes)
     return run_compare(opts, args.out, report_only=args.report_only)

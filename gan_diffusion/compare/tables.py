@@ -293,8 +293,9 @@ def timing_table(results: list[RunResult]) -> Table:
     for (model, backend), runs in _groups(results).items():
         if not any(r.epochs for r in runs):      # evaluation-only (sd-img2img): nothing trained
             continue
+        counts = sorted({len(r.epochs) for r in runs})   # seeds differ under --budget-minutes
         row = {"model": model, "backend": backend, "n_seeds": len(runs),
-               "epochs": len(runs[0].epochs)}
+               "epochs": counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"}
         for k, (_, f) in TIMING_METRICS.items():
             _add_ms(row, k, [f(r) for r in runs])
         row["first_over_steady"] = row["first_epoch_s_mean"] / row["steady_epoch_s_mean"] \

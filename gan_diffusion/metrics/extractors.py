@@ -6,13 +6,16 @@
     cnn-cifar10            CNN(CIFAR-10)       shipped CNN, CIFAR-10 JPEG    32x32 RGB   pooled 192
     cnn-cifar10-resized32  CNN(CIFAR-10)@32px  that CNN after a resize to    any RGB     pooled 192
                                                32x32 (metrics/resized.py)
+    lenet-mnist-resized28  LeNet(MNIST)@28px   the LeNet after a resize to   any grey    fc 128
+                                               28x28 (metrics/resized.py)
 
 Scores are named after the extractor: "FID" only for Inception; "FID-LeNet(MNIST)",
-"FID-CNN(CIFAR-10)" and "FID-CNN(CIFAR-10)@32px" for the offline networks, whose numbers are
-not comparable with Inception FIDs (or with each other). `extractor="auto"` picks Inception
-when its weight file is already on disk (never downloading), else the offline network for the
-image shape: 28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10, any other HxWx3 ->
-cnn-cifar10-resized32.
+"FID-CNN(CIFAR-10)", "FID-CNN(CIFAR-10)@32px" and "FID-LeNet(MNIST)@28px" for the offline
+networks, whose numbers are not comparable with Inception FIDs (or with each other).
+`extractor="auto"` picks Inception when its weight file is already on disk (never
+downloading), else the offline network for the image shape: 28x28x1 -> lenet-mnist, 32x32x3
+-> cnn-cifar10, any other HxWx3 -> cnn-cifar10-resized32, any other HxWx1 ->
+lenet-mnist-resized28 (e.g. MNIST at 32x32 for StyleGAN2, whose side is a power of two).
 
 Nothing here imports TensorFlow or PyTorch: `load_extractor` imports the backend module on use.
 """
@@ -125,12 +128,21 @@ EXTRACTORS: dict[str, ExtractorEntry] = {
         "32x32 (centre crop to square, PIL BICUBIC), 192 pooled features; not comparable with "
         "Inception FID, nor with FID-CNN(CIFAR-10) of native 32x32 images",
         network="cnn-cifar10", resize_to=32),
+    "lenet-mnist-resized28": ExtractorEntry(
+        "lenet-mnist-resized28", "LeNet(MNIST)@28px", "classifiers", "lenet-mnist-resized28",
+        "mnist", (None, None, 1), clf_spec.get_classifier("lenet-mnist").feature_dim, 1000,
+        "HxWx1 uint8 -> centre crop to square, PIL BICUBIC resize to 28x28 -> x/127.5-1",
+        "LeNet(MNIST)@28px: the shipped MNIST LeNet on grey images of any size resized to "
+        "28x28 (centre crop to square, PIL BICUBIC), 128 fc features; not comparable with "
+        "Inception FID, nor with FID-LeNet(MNIST) of native 28x28 images",
+        network="lenet-mnist", resize_to=28),
 }
 
 # Offline extractor per image shape, for extractor="auto" without the Inception weights;
 # RGB images of any other size get AUTO_RGB_FALLBACK.
 AUTO_BY_SHAPE = {(28, 28, 1): "lenet-mnist", (32, 32, 3): "cnn-cifar10"}
 AUTO_RGB_FALLBACK = "cnn-cifar10-resized32"
+AUTO_GREY_FALLBACK = "lenet-mnist-resized28"   # grey images of any other size
 # Image shapes of dataset names (to pick an extractor without loading the data; celeba and
 # eurosat at their default size).
 DATASET_SHAPES = {"mnist": (28, 28, 1), "digits": (28, 28, 1), "cifar10": (32, 32, 3),
@@ -164,25 +176,25 @@ def inception_weights_present() -> bool:
 def auto_extractor(image_shape: tuple[int, ...] | None) -> ExtractorEntry:
     """extractor="auto": Inception when its weights are present, else the offline network for
     the image shape (28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10, any other HxWx3 ->
-    cnn-cifar10-resized32).
+    cnn-cifar10-resized32, any other HxWx1 -> lenet-mnist-resized28).
 
     Raises:
-        ConfigError: no Inception weights and no offline network for this shape (grey images
-            of another size than 28x28, or an unknown shape).
+        ConfigError: no Inception weights and no offline network for this shape (an unknown
+            shape, or neither 1 nor 3 channels).
     """
     if inception_weights_present():
         return EXTRACTORS["inception"]
     shape = tuple(int(v) for v in image_shape) if image_shape is not None else None
     if shape in AUTO_BY_SHAPE:
         return EXTRACTORS[AUTO_BY_SHAPE[shape]]
-    if shape is not None and len(shape) == 3 and shape[-1] == 3:
-        return EXTRACTORS[AUTO_RGB_FALLBACK]
+    if shape is not None and len(shape) == 3 and shape[-1] in (1, 3):
+        return EXTRACTORS[AUTO_RGB_FALLBACK if shape[-1] == 3 else AUTO_GREY_FALLBACK]
     what = "these inputs" if shape is None else f"{'x'.join(map(str, shape))} images"
     raise ConfigError(
         f"extractor='auto' found no FID Inception weights ({inc_spec.WEIGHTS_FILE}; looked in: "
         f"{', '.join(map(str, inc_spec.search_dirs()))}) and there is no offline extractor for "
         f"{what} (offline ones: 28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10, other HxWx3 "
-        f"-> {AUTO_RGB_FALLBACK}). Put the "
+        f"-> {AUTO_RGB_FALLBACK}, other HxWx1 -> {AUTO_GREY_FALLBACK}). Put the "
         f"weights file in ${inc_spec.WEIGHTS_DIR_ENV} or the torch hub cache (from "
         f"{inc_spec.WEIGHTS_URL}), or pass an explicit extractor= / --extractor")
 
@@ -249,16 +261,17 @@ def check_shape(entry: ExtractorEntry, image_shape: tuple[int, ...], what: str) 
         fits = len(shape) == 3 and all(e in (None, v) for e, v in zip(entry.image_shape, shape))
         if not fits:
             want = "x".join("*" if e is None else str(e) for e in entry.image_shape)
-            hint = AUTO_BY_SHAPE.get(shape)
+            hint = AUTO_BY_SHAPE.get(shape) or (
+                {1: AUTO_GREY_FALLBACK, 3: AUTO_RGB_FALLBACK}.get(shape[-1]) if len(shape) == 3 else None)
             raise ConfigError(
                 f"{what} are {'x'.join(map(str, shape))} images, but the {entry.name} extractor "
                 f"takes {want} (any size, {entry.image_shape[-1]} channels) only; "
-                + (f"use extractor='{hint}'" if hint else "repeat a grey channel with "
-                   "np.repeat(x, 3, axis=-1), or use extractor='inception' (needs its weights)"))
+                + (f"use extractor='{hint}'" if hint else "use extractor='inception' (needs its "
+                   "weights)"))
         return
     if shape != tuple(entry.image_shape):
-        rgb = len(shape) == 3 and shape[-1] == 3
-        hint = AUTO_BY_SHAPE.get(shape) or (AUTO_RGB_FALLBACK if rgb else None)
+        channels = shape[-1] if len(shape) == 3 else None
+        hint = AUTO_BY_SHAPE.get(shape) or {1: AUTO_GREY_FALLBACK, 3: AUTO_RGB_FALLBACK}.get(channels)
         raise ConfigError(
             f"{what} are {'x'.join(map(str, shape))} images, but the {entry.name} extractor takes "
             f"{'x'.join(map(str, entry.image_shape))} ({entry.dataset}) only and does not resize; "

@@ -2,6 +2,7 @@
 once, in NumPy/PIL, so both backends see the very same 32x32 pixels.
 
     cnn-cifar10-resized32   HxWx3 (any size) -> resize to 32x32 -> the shipped CIFAR-10 CNN
+    lenet-mnist-resized28   HxWx1 (any size) -> resize to 28x28 -> the shipped MNIST LeNet
 
 The resize rule is `gan_diffusion.data.resize_image`, the one the datasets use for
 `image_size=`: centre-crop to a square (nothing is cropped from a square image), then PIL
@@ -72,7 +73,8 @@ def resized_id(name: str, inner_name: str, inner_id: str) -> str:
 
 
 class ResizedExtractor:
-    """A backend classifier (tf or torch) that first resizes RGB images to `size` x `size`.
+    """A backend classifier (tf or torch) that first resizes images to `size` x `size` (RGB
+    for the CIFAR-10 CNN, grey for the LeNet: the inner network's channels).
 
     Attributes:
         inner: the wrapped extractor (tf_backend/torch_backend classifiers.Classifier).
@@ -89,12 +91,15 @@ class ResizedExtractor:
         return resized_id(self.name, self.inner.spec.name, self.inner.extractor_id)
 
     def preprocess_images(self, images: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 or float in [0, 1] -> (N, size, size, 3), same dtype."""
+        """(N, H, W, C) uint8 or float in [0, 1] -> (N, size, size, C), same dtype; C the
+        inner network's (3: RGB, 1: grey)."""
         x = np.asarray(images)
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ConfigError(f"the {self.name} extractor takes RGB images (N, H, W, 3) of any "
-                              f"size, got {x.shape}; repeat a grey channel with "
-                              "np.repeat(x, 3, axis=-1) first")
+        c = int(self.inner.spec.image_shape[-1])
+        if x.ndim != 4 or x.shape[-1] != c:
+            fix = ("repeat a grey channel with np.repeat(x, 3, axis=-1) first" if c == 3 else
+                   "convert RGB to grey first (gan_diffusion.data: color_mode='L')")
+            raise ConfigError(f"the {self.name} extractor takes {'RGB' if c == 3 else 'grey'} "
+                              f"images (N, H, W, {c}) of any size, got {x.shape}; {fix}")
         return resize_images(x, self.size)
 
     def features_and_logits(self, images: np.ndarray, batch_size: int | None = None

@@ -34,9 +34,11 @@ def test_fit_reports_time_throughput_and_losses(backends, name, digits):
 def test_backends_train_identically_in_controlled_mode(backends, digits):
     """Same seed -> same init, data order and noise: the whole epoch matches across frameworks.
 
-    Losses within 1e-4. Weights within 1e-4 except at most 0.01 % of them: a weight whose
+    Losses within 1e-4. Weights within 1e-4 except at most 0.05 % of them: a weight whose
     gradient is round-off sized can take Adam's first step (about lr * sign(g)) in opposite
-    directions (docs/alignment.md, "Ill-conditioned weights"); measured: 1 of 357,408."""
+    directions (docs/alignment.md, "Ill-conditioned weights"). How many depends on the
+    summation order, so on the thread count: measured 1 of 357,408 at 2 intra-op threads, 45
+    (0.013 %) at 1 (as under `make test`'s workers)."""
     hist, weights = {}, {}
     for name in BACKENDS:
         model = backends[name].build("dcgan", **small_dcgan(digits.image_shape, batch_size=32))
@@ -46,7 +48,7 @@ def test_backends_train_identically_in_controlled_mode(backends, digits):
         assert abs(hist["tf"][k] - hist["torch"][k]) < 1e-4, k
     errs = np.concatenate([np.abs(weights["tf"][k] - weights["torch"][k]).ravel()
                            for k in weights["tf"]])
-    assert (errs >= 1e-4).mean() <= 1e-4, (errs >= 1e-4).sum()
+    assert (errs >= 1e-4).mean() <= 5e-4, (errs >= 1e-4).sum()
     assert errs.max() <= 2 * 2e-4 * 3 + 1e-4  # 3 steps of at most 2 lr each
 
 

@@ -69,9 +69,9 @@ def test_errors_exit_2_with_one_line(folders):
     out = cli("fid", str(root / "missing"), str(root / "b"), env_extra=env, check=False)
     assert out.returncode == 2 and "neither an existing folder" in out.stderr
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
-    grey = root / "grey64"   # 64x64 RGB has the resized CNN fallback; 64x64 grey has no network
+    grey = root / "grey64"   # grey 64x64: the resized LeNet, but not the CIFAR-10 CNN
     grey.mkdir()
     for i in range(2):
         Image.fromarray(np.full((64, 64), 40 * i, np.uint8)).save(grey / f"x{i}.png")
-    out = cli("fid", str(grey), str(grey), env_extra=env, check=False)
-    assert out.returncode == 2 and "64x64x1" in out.stderr and "extractor" in out.stderr
+    out = cli("fid", str(grey), str(grey), "--extractor", "cnn-cifar10", env_extra=env, check=False)
+    assert out.returncode == 2 and "64x64x1" in out.stderr and "lenet-mnist-resized28" in out.stderr

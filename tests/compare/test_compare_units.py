@@ -92,8 +92,9 @@ def test_auto_extractor_resolves_to_the_shipped_network_for_the_shape(no_incepti
     assert quality.resolve_extractor("auto", (32, 32, 3)) == "cnn-cifar10"
     assert quality.resolve_extractor("pixels-pca64", (64, 64, 3)) == "pixels-pca64"
     assert quality.resolve_extractor("auto", (64, 64, 3)) == "cnn-cifar10-resized32"
-    with pytest.raises(ConfigError, match="no offline extractor for 64x64x1"):
-        quality.resolve_extractor("auto", (64, 64, 1))
+    assert quality.resolve_extractor("auto", (32, 32, 1)) == "lenet-mnist-resized28"
+    with pytest.raises(ConfigError, match="no offline extractor for 64x64x2"):
+        quality.resolve_extractor("auto", (64, 64, 2))
     with pytest.raises(ConfigError):            # LeNet takes 28x28x1 only
         quality.resolve_extractor("lenet-mnist", (32, 32, 3))
     with pytest.raises(UnknownNameError, match="lenet-mnist"):
@@ -596,3 +597,32 @@ def test_ldm_against_ddpm_columns_from_run_records(tmp_path):
         del r.run["timed_sample"]
     tabs = {t.name: t for t in tables.build_tables(plain, ["tf", "torch"], "lenet-mnist", True)}
     assert "DDIM-50" not in tabs["sampling"].markdown() and "Autoencoder" not in tabs["timing"].markdown()
+
+
+def test_timing_table_epochs_under_a_budget(tmp_path):
+    """Under --budget-minutes seeds may reach different epoch counts: the Epochs column gives
+    the range, and a group whose seeds agree keeps the plain count."""
+    from gan_diffusion.compare import tables
+
+    runs = [_fake_run(tmp_path, "stylegan2", "torch", 0, 90.0, None, [30.0, 31.0]),
+            _fake_run(tmp_path, "stylegan2", "torch", 1, 92.0, None, [30.0, 29.0, 31.0]),
+            _fake_run(tmp_path, "dcgan", "torch", 0, 50.0, None, [3.0, 2.0, 2.0]),
+            _fake_run(tmp_path, "dcgan", "torch", 1, 51.0, None, [3.0, 2.0, 2.0])]
+    rows = {r["model"]: r for r in tables.timing_table(runs).rows}
+    assert rows["stylegan2"]["epochs"] == "2-3" and rows["dcgan"]["epochs"] == 3
+    assert rows["stylegan2"]["train_s_mean"] == pytest.approx((61.0 + 90.0) / 2)
+
+
+def test_quick_ldm_is_the_measured_conditional_setting():
+    """The quick preset's ldm (compare/models.py, docs/ldm.md) is a valid 28x28 config on SD's
+    scaled_linear schedule (not DDPM's cosine one, which drew noise unclipped), conditional
+    with guidance 3; it is not in the default model list."""
+    from gan_diffusion.compare.presets import PRESET_MODELS, resolve
+    from gan_diffusion.registry import make_config
+
+    opts = resolve("quick", models="ddpm,ldm")
+    cfg = make_config("ldm", image_shape=(28, 28, 1), **opts.overrides["ldm"])
+    assert (cfg.num_classes, cfg.guidance, cfg.ae_epochs) == (10, 3.0, 2)
+    assert (cfg.batch_size, cfg.learning_rate, cfg.sample_steps) == (16, 1e-3, 20)
+    assert (cfg.schedule, cfg.clip_sample, cfg.latent_shape) == ("scaled_linear", False, (7, 7, 4))
+    assert "ldm" not in PRESET_MODELS and "ldm" not in resolve("quick").models

@@ -31,9 +31,10 @@ def test_auto_picks_the_offline_network_by_shape_and_inception_when_present(tmp_
     assert ex.auto_extractor((28, 28, 1)).name == "lenet-mnist"
     assert ex.auto_extractor((32, 32, 3)).name == "cnn-cifar10"
     assert ex.auto_extractor((64, 64, 3)).name == "cnn-cifar10-resized32"   # other RGB sizes
+    assert ex.auto_extractor((64, 64, 1)).name == "lenet-mnist-resized28"   # other grey sizes
     with pytest.raises(ConfigError) as err:
-        ex.auto_extractor((64, 64, 1))
-    for part in ("64x64x1", inc_spec.WEIGHTS_FILE, inc_spec.WEIGHTS_DIR_ENV, "extractor="):
+        ex.auto_extractor((64, 64, 2))                                      # no network
+    for part in ("64x64x2", inc_spec.WEIGHTS_FILE, inc_spec.WEIGHTS_DIR_ENV, "extractor="):
         assert part in str(err.value)
     # an official-looking weight file in the hub cache switches "auto" to Inception
     hub = tmp_path / "torch" / "hub" / "checkpoints"

@@ -17,6 +17,7 @@ from gan_diffusion.metrics.resized import resize_images
 from gan_diffusion.models import inception as inc_spec
 
 NAME = "cnn-cifar10-resized32"
+GREY = "lenet-mnist-resized28"      # the grey counterpart: the MNIST LeNet after a resize to 28
 DATA_DIR = os.environ.get("GAN_DIFFUSION_DATA_DIR")
 needs_cifar = pytest.mark.skipif(
     not (DATA_DIR and (Path(DATA_DIR) / "cifar10-jpg" / "test").is_dir()),
@@ -94,9 +95,10 @@ def test_auto_picks_it_for_rgb_sizes_without_a_network_of_their_own():
         assert quality.resolve_extractor("auto", shape) == NAME
     assert ex.auto_extractor((32, 32, 3)).name == "cnn-cifar10"        # native sizes keep theirs
     assert ex.auto_extractor((28, 28, 1)).name == "lenet-mnist"
-    with pytest.raises(ConfigError, match=f"64x64x1 images.*other HxWx3 -> {NAME}"):
-        ex.auto_extractor((64, 64, 1))                                 # grey: no fallback
-    with pytest.raises(ConfigError, match=r"64x64x1 images.*\*x\*x3.*np.repeat"):
+    assert ex.auto_extractor((64, 64, 1)).name == GREY                # grey: the LeNet's
+    with pytest.raises(ConfigError, match=f"64x64x2 images.*other HxWx3 -> {NAME}"):
+        ex.auto_extractor((64, 64, 2))                                 # no network at all
+    with pytest.raises(ConfigError, match=rf"64x64x1 images.*\*x\*x3.*use extractor='{GREY}'"):
         ex.check_shape(ex.EXTRACTORS[NAME], (64, 64, 1), "the fake images")
     with pytest.raises(ConfigError, match=f"64x64x3 images.*use extractor='{NAME}'"):
         ex.check_shape(ex.EXTRACTORS["cnn-cifar10"], (64, 64, 3), "the fake images")
@@ -145,3 +147,49 @@ def test_fid_of_real_cifar10_upscaled_to_64():
     x, other = test.images[::2], test.images[1::2]                    # 30 of each class each
     vals = _fid_properties(x, other)
     assert vals["noise"] > 20 * vals["other"], vals                   # measured: 35.1 vs 0.977
+
+
+# -- lenet-mnist-resized28: grey images of any size (MNIST at 32x32 for StyleGAN2) ----------
+def smooth_grey(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
+    """Grey 7x7 noise fields upscaled (BICUBIC) to size x size, (n, size, size, 1) uint8."""
+    small = np.random.default_rng(seed).integers(0, 256, (n, 7, 7), dtype=np.uint8)
+    return np.stack([np.asarray(Image.fromarray(s).resize((size, size), Image.Resampling.BICUBIC))
+                     for s in small])[..., None]
+
+
+def test_grey_fallback_is_the_lenet_on_resized_images_in_both_backends():
+    x = smooth_grey(16, 32, seed=1)
+    entry = ex.get_extractor_entry(GREY)
+    assert entry.score_name("fid") == "FID-LeNet(MNIST)@28px" and entry.feature_dim == 128
+    assert ex.entry_for_id(entry.expected_id).name == GREY
+    assert ex.entry_for_id(ex.EXTRACTORS["lenet-mnist"].expected_id).name == "lenet-mnist"
+    assert quality.resolve_extractor("auto", (32, 32, 1)) == GREY
+    out = {}
+    for be in ("torch", "tf"):
+        ext, _ = ex.load_extractor(GREY, be)
+        assert ext.extractor_id == entry.expected_id
+        out[be] = ext.features_and_logits(x, batch_size=16)
+        inner, _ = ex.load_extractor("lenet-mnist", be)               # the same network...
+        np.testing.assert_array_equal(out[be][0], inner.features(resize_images(x, 28), batch_size=16))
+        with pytest.raises(ConfigError, match=r"takes grey images \(N, H, W, 1\).*got \(2, 32, 32, 3\)"):
+            ext.features(np.zeros((2, 32, 32, 3), np.uint8))
+    (f_t, l_t), (f_k, l_k) = out["torch"], out["tf"]
+    assert f_t.shape == (16, 128) and l_t.shape == (16, 10) and f_t.std(axis=0).max() > 1e-3
+    assert rel_err(f_k, f_t) < 1e-4 and rel_err(l_k, l_t) < 1e-4
+    with pytest.raises(ConfigError, match=f"32x32x1 images.*use extractor='{GREY}'"):
+        ex.check_shape(ex.EXTRACTORS["lenet-mnist"], (32, 32, 1), "the fake images")
+
+
+@pytest.mark.skipif(not (DATA_DIR and (Path(DATA_DIR) / "mnist").is_dir()),
+                    reason="GAN_DIFFUSION_DATA_DIR unset or has no mnist/")
+def test_grey_fallback_fid_of_real_mnist_at_32():
+    from gan_diffusion.data import load_dataset
+
+    test = load_dataset("mnist", "test", data_dir=DATA_DIR, limit=600, image_size=32)
+    assert test.images.shape == (600, 32, 32, 1)
+    x, other = test.images[::2], test.images[1::2]
+    noise = np.random.default_rng(9).integers(0, 256, x.shape, dtype=np.uint8)
+    vals = {"self": metrics.fid(x, x).value, "other": metrics.fid(x, other).value,
+            "noise": metrics.fid(x, noise).value}
+    assert metrics.fid(x, other).name == "FID-LeNet(MNIST)@28px"
+    assert vals["self"] < 1e-6 * vals["noise"] + 1e-9 and vals["noise"] > 20 * vals["other"], vals
