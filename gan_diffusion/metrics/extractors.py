@@ -111,6 +111,23 @@ def _classifier_entry(name: str, batch_size: int) -> ExtractorEntry:
         f"{spec.feature_dim} penultimate features; not comparable with Inception FID")
 
 
+def _resized_entry(network: str, batch_size: int, what: str, features: str) -> ExtractorEntry:
+    """"<network>-resized<side>": the shipped classifier on images of any size (its channels)
+    resized to its side first (metrics/resized.py)."""
+    spec = clf_spec.get_classifier(network)
+    side, _, c = spec.image_shape
+    name, label = f"{network}-resized{side}", f"{spec.label}@{side}px"
+    return ExtractorEntry(
+        name, label, "classifiers", name, spec.dataset, (None, None, c), spec.feature_dim,
+        batch_size,
+        f"HxWx{c} uint8 -> centre crop to square, PIL BICUBIC resize to {side}x{side} -> x/127.5-1",
+        f"{label}: the shipped {what} on {'RGB' if c == 3 else 'grey'} images of any size "
+        f"resized to {side}x{side} (centre crop to square, PIL BICUBIC), {spec.feature_dim} "
+        f"{features} features; not comparable with Inception FID, nor with FID-{spec.label} of "
+        f"native {side}x{side} images",
+        network=network, resize_to=side)
+
+
 EXTRACTORS: dict[str, ExtractorEntry] = {
     "inception": ExtractorEntry(
         "inception", "Inception", "inception", inc_spec.EXTRACTOR_ID, None, None,
@@ -120,22 +137,8 @@ EXTRACTORS: dict[str, ExtractorEntry] = {
         "needs pt_inception-2015-12-05-6726825d.pth"),
     "lenet-mnist": _classifier_entry("lenet-mnist", 1000),
     "cnn-cifar10": _classifier_entry("cnn-cifar10", 500),
-    "cnn-cifar10-resized32": ExtractorEntry(
-        "cnn-cifar10-resized32", "CNN(CIFAR-10)@32px", "classifiers", "cnn-cifar10-resized32",
-        "cifar10", (None, None, 3), clf_spec.get_classifier("cnn-cifar10").feature_dim, 500,
-        "HxWx3 uint8 -> centre crop to square, PIL BICUBIC resize to 32x32 -> x/127.5-1",
-        "CNN(CIFAR-10)@32px: the shipped CIFAR-10 CNN on RGB images of any size resized to "
-        "32x32 (centre crop to square, PIL BICUBIC), 192 pooled features; not comparable with "
-        "Inception FID, nor with FID-CNN(CIFAR-10) of native 32x32 images",
-        network="cnn-cifar10", resize_to=32),
-    "lenet-mnist-resized28": ExtractorEntry(
-        "lenet-mnist-resized28", "LeNet(MNIST)@28px", "classifiers", "lenet-mnist-resized28",
-        "mnist", (None, None, 1), clf_spec.get_classifier("lenet-mnist").feature_dim, 1000,
-        "HxWx1 uint8 -> centre crop to square, PIL BICUBIC resize to 28x28 -> x/127.5-1",
-        "LeNet(MNIST)@28px: the shipped MNIST LeNet on grey images of any size resized to "
-        "28x28 (centre crop to square, PIL BICUBIC), 128 fc features; not comparable with "
-        "Inception FID, nor with FID-LeNet(MNIST) of native 28x28 images",
-        network="lenet-mnist", resize_to=28),
+    "cnn-cifar10-resized32": _resized_entry("cnn-cifar10", 500, "CIFAR-10 CNN", "pooled"),
+    "lenet-mnist-resized28": _resized_entry("lenet-mnist", 1000, "MNIST LeNet", "fc"),
 }
 
 # Offline extractor per image shape, for extractor="auto" without the Inception weights;
