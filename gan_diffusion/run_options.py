@@ -102,7 +102,7 @@ def validate(opts: RunOptions) -> RunOptions:
         raise ConfigError(f"--color-mode must be L (grey) or RGB, got {opts.color_mode!r}")
     if opts.stage not in (None, *STAGES):
         raise ConfigError(f"--stage must be one of {', '.join(STAGES)}, got {opts.stage!r}")
-    check_budget(opts)
+    check_budget(opts.budget_minutes, [opts.model])
     if opts.model not in (None, "ldm") and (opts.stage or opts.autoencoder):
         raise ConfigError(f"--stage and --autoencoder apply to --model ldm only, not {opts.model}")
     parse_set(opts.set)
@@ -124,16 +124,16 @@ def validate(opts: RunOptions) -> RunOptions:
     return opts
 
 
-def check_budget(opts: RunOptions) -> None:
-    """--budget-minutes: a positive number, for a one-stage model."""
-    value = opts.budget_minutes
+def check_budget(value: Any, models: list[str | None], ae_epochs: str = "--set ae_epochs=N") -> None:
+    """--budget-minutes (train, and compare for all its models): None, or a positive number
+    for one-stage models only. `ae_epochs`: how the command sets ldm's autoencoder epochs."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ConfigError(f"--budget-minutes must be a positive number of minutes, got {value!r}")
-    if opts.model == "ldm":
+    if "ldm" in models:
         raise ConfigError("--budget-minutes applies to one-stage models; ldm trains two stages: "
-                          "give its length with --epochs and --set ae_epochs=N")
+                          f"give its length with --epochs and {ae_epochs}")
 
 
 def read_record(path: str | os.PathLike, what: str) -> dict[str, Any]:
@@ -225,7 +225,7 @@ def resolve(given: RunOptions) -> tuple[RunOptions, dict[str, Any] | None]:
                   else base.budget_minutes)
         resolved = dataclasses.replace(base, epochs=epochs or DEFAULTS["epochs"],
                                        budget_minutes=budget, **how)
-        check_budget(resolved)
+        check_budget(resolved.budget_minutes, [resolved.model])
         return resolved, record
     filled = {k: DEFAULTS[k] for k in DEFAULTS if getattr(given, k) is None}
     if given.model == "ldm" and given.stage is None:

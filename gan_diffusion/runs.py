@@ -107,8 +107,8 @@ def _train(given: RunOptions, lock: Any) -> RunContext:
         print(f"nothing to do: {out} already has {run.model.epoch} epoch(s) (--epochs {opts.epochs})")
         return run
     budget_s = None if opts.budget_minutes is None else 60.0 * opts.budget_minutes
-    if budget_s is not None and training_seconds(run) >= budget_s:
-        print(f"nothing to do: {out} already trained {training_seconds(run):.1f} s in "
+    if budget_s is not None and (spent := training_seconds(run)) >= budget_s:
+        print(f"nothing to do: {out} already trained {spent:.1f} s in "
               f"{run.model.epoch} epoch(s), its budget of {opts.budget_minutes} min")
         return run
     previous = (out / "config.json").read_text() if opts.resume else None
@@ -249,8 +249,9 @@ def fit(run: RunContext, callbacks: list[Any], epochs: int, progress: bool | Non
             else:   # one epoch at a time, the clock read between them
                 for _ in range(epochs):
                     run.model.fit(run.data, 1, on_epoch_end=on_epoch_end, progress=progress)
-                    if training_seconds(run) >= budget_s:
-                        print(f"time budget: {training_seconds(run):.1f} s of training in "
+                    spent = training_seconds(run)
+                    if spent >= budget_s:
+                        print(f"time budget: {spent:.1f} s of training in "
                               f"{run.model.epoch} epoch(s) reach {budget_s / 60:g} min; stopping",
                               flush=True)
                         break

@@ -112,6 +112,7 @@ def resolve(preset: str | None, models: str | None = None, backends: str | None 
     from gan_diffusion.backends import canonical_backend_name
     from gan_diffusion.compare.models import TRAITS, evaluation_only, traits
     from gan_diffusion.registry import get_spec, list_models
+    from gan_diffusion.run_options import check_budget
 
     EVALUATION_ONLY = sorted(m for m in TRAITS if evaluation_only(m))
 
@@ -140,14 +141,9 @@ def resolve(preset: str | None, models: str | None = None, backends: str | None 
     if len(set(bnames)) != len(bnames):
         raise ConfigError(f"--backends lists a backend twice: {bnames}")
     budget = values.get("budget_minutes")
-    if budget is not None:
-        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
-            raise ConfigError(f"--budget-minutes must be a positive number of minutes, got {budget!r}")
-        if "ldm" in names:
-            raise ConfigError("--budget-minutes applies to one-stage models; ldm trains two "
-                              "stages: compare it with --epochs (and --set ldm.ae_epochs=N)")
-        if flags.get("epochs") is None:
-            values["epochs"] = BUDGET_EPOCH_CAP   # the clock decides, not a default length
+    check_budget(budget, names, ae_epochs="--set ldm.ae_epochs=N")
+    if budget is not None and flags.get("epochs") is None:
+        values["epochs"] = BUDGET_EPOCH_CAP   # the clock decides, not a default length
     for key in ("epochs", "seeds", "n_eval"):
         if int(values[key]) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {values[key]}")

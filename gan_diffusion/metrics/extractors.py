@@ -176,6 +176,17 @@ def inception_weights_present() -> bool:
     return True
 
 
+def offline_extractor(shape: tuple[int, ...] | None) -> str | None:
+    """The offline network for images of `shape` (H, W, C): its own (AUTO_BY_SHAPE), else the
+    resizing fallback for its channels, else None."""
+    if shape is None:
+        return None
+    if shape in AUTO_BY_SHAPE:
+        return AUTO_BY_SHAPE[shape]
+    channels = shape[-1] if len(shape) == 3 else None
+    return {1: AUTO_GREY_FALLBACK, 3: AUTO_RGB_FALLBACK}.get(channels)
+
+
 def auto_extractor(image_shape: tuple[int, ...] | None) -> ExtractorEntry:
     """extractor="auto": Inception when its weights are present, else the offline network for
     the image shape (28x28x1 -> lenet-mnist, 32x32x3 -> cnn-cifar10, any other HxWx3 ->
@@ -188,10 +199,9 @@ def auto_extractor(image_shape: tuple[int, ...] | None) -> ExtractorEntry:
     if inception_weights_present():
         return EXTRACTORS["inception"]
     shape = tuple(int(v) for v in image_shape) if image_shape is not None else None
-    if shape in AUTO_BY_SHAPE:
-        return EXTRACTORS[AUTO_BY_SHAPE[shape]]
-    if shape is not None and len(shape) == 3 and shape[-1] in (1, 3):
-        return EXTRACTORS[AUTO_RGB_FALLBACK if shape[-1] == 3 else AUTO_GREY_FALLBACK]
+    name = offline_extractor(shape)
+    if name is not None:
+        return EXTRACTORS[name]
     what = "these inputs" if shape is None else f"{'x'.join(map(str, shape))} images"
     raise ConfigError(
         f"extractor='auto' found no FID Inception weights ({inc_spec.WEIGHTS_FILE}; looked in: "
@@ -264,8 +274,7 @@ def check_shape(entry: ExtractorEntry, image_shape: tuple[int, ...], what: str) 
         fits = len(shape) == 3 and all(e in (None, v) for e, v in zip(entry.image_shape, shape))
         if not fits:
             want = "x".join("*" if e is None else str(e) for e in entry.image_shape)
-            hint = AUTO_BY_SHAPE.get(shape) or (
-                {1: AUTO_GREY_FALLBACK, 3: AUTO_RGB_FALLBACK}.get(shape[-1]) if len(shape) == 3 else None)
+            hint = offline_extractor(shape)
             raise ConfigError(
                 f"{what} are {'x'.join(map(str, shape))} images, but the {entry.name} extractor "
                 f"takes {want} (any size, {entry.image_shape[-1]} channels) only; "
@@ -273,8 +282,7 @@ def check_shape(entry: ExtractorEntry, image_shape: tuple[int, ...], what: str) 
                    "weights)"))
         return
     if shape != tuple(entry.image_shape):
-        channels = shape[-1] if len(shape) == 3 else None
-        hint = AUTO_BY_SHAPE.get(shape) or {1: AUTO_GREY_FALLBACK, 3: AUTO_RGB_FALLBACK}.get(channels)
+        hint = offline_extractor(shape)
         raise ConfigError(
             f"{what} are {'x'.join(map(str, shape))} images, but the {entry.name} extractor takes "
             f"{'x'.join(map(str, entry.image_shape))} ({entry.dataset}) only and does not resize; "
