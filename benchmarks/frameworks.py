@@ -17,10 +17,11 @@ FLOPs of a training step are counted on our torch step with torch's own per-op f
 (torch.utils.flop_counter.flop_registry: convolutions and matrix products, forward and
 backward, the gradient penalty's double backward included; element-wise ops, BatchNorm and
 the optimizer not counted) and applied to both backends, which compute the same function
-(parity tests); WGAN-GP: averaged over an n_critic cycle. Achieved GFLOP/s is printed as a %
+(parity tests); WGAN-GP: averaged over an n_critic cycle; StyleGAN2 over a 16-step cycle (R1, path length). Achieved GFLOP/s is printed as a %
 of the machine's fp32 GEMM peak: the best of NumPy's, torch's and TF's 1024^3 matmul.
 
-    python -m benchmarks.frameworks                          # dcgan, wgan-gp, vae, ddpm; tf, torch
+    python -m benchmarks.frameworks                          # dcgan, wgan-gp, vae, ddpm, stylegan2; tf, torch
+    python -m benchmarks.frameworks --models stylegan2 --steps 16   # a whole lazy-regularization cycle per run
     python -m benchmarks.frameworks --models dcgan --backends torch --steps 5 --repeats 3
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import sys
 import time
@@ -50,7 +52,7 @@ def child(model: str, backend: str, args: argparse.Namespace) -> dict:
         return {**res, **fid_child(backend, args, rng)}
     from .idiomatic import IDIOMATIC
 
-    shape = tuple(args.shape)
+    shape = model_shape(model, args)
     overrides = {"batch_size": args.batch_size} if args.batch_size else {}
     cfg = make_config(model, image_shape=shape, **overrides)
     b = cfg.batch_size
@@ -76,6 +78,13 @@ def child(model: str, backend: str, args: argparse.Namespace) -> dict:
     res["sample_ours"] = timed(ours_sample, 2, args.repeats)
     res["sample_idiomatic"] = timed(stock_sample, 2, args.repeats)
     return res
+
+
+def model_shape(model: str, args: argparse.Namespace) -> tuple[int, int, int]:
+    """--shape, else 28x28x1 (StyleGAN2: its config's 32x32x3, a power-of-two side)."""
+    if args.shape:
+        return tuple(args.shape)
+    return (32, 32, 3) if model == "stylegan2" else (28, 28, 1)
 
 
 def sampling_step(model: str, backend: str, cfg, ours, rng):
@@ -108,6 +117,15 @@ def sampling_step(model: str, backend: str, cfg, ours, rng):
             stock = tf.function(lambda: net(tx, tf_, None, training=False))
         return ours_fn, stock
     z = rng.standard_normal((b, cfg.latent_dim), dtype=np.float32)
+    if model == "stylegan2":               # ours: the EMA generator; stock: its generator module
+        from . import idiomatic_stylegan2 as sg2
+        if backend == "torch":
+            import torch
+            sample, tz = sg2.torch_generator(cfg), torch.from_numpy(z)
+        else:
+            import tensorflow as tf
+            sample, tz = sg2.keras_generator(cfg), tf.constant(z)
+        return (lambda: ours.generate(z)), (lambda: sample(tz))
     sigmoid = model == "vae"  # VAE: the decoder, whose stock twin ends with ours' sigmoid
     if sigmoid:
         plan, ours_fn, bn = vae_plans(cfg)[1], (lambda: ours.decode(z)), VAE_BN
@@ -131,7 +149,10 @@ def sampling_step(model: str, backend: str, cfg, ours, rng):
 
 
 def cycle(cfg) -> int:
-    """Steps of one full update cycle: n_critic for WGAN-GP, else 1."""
+    """Steps of one full update cycle: n_critic for WGAN-GP, the lcm of the lazy R1 and
+    path-length intervals for StyleGAN2 (16 by default), else 1."""
+    if hasattr(cfg, "r1_interval"):
+        return math.lcm(cfg.r1_interval, cfg.pl_interval)
     return int(getattr(cfg, "n_critic", 1))
 
 
@@ -161,7 +182,7 @@ def torch_flops(fn, steps: int) -> float:
 
 def fid_child(backend: str, args: argparse.Namespace, rng) -> dict:
     n = args.fid_batch
-    images = rng.integers(0, 256, (n, *args.shape), dtype=np.uint8)
+    images = rng.integers(0, 256, (n, *(args.shape or (28, 28, 1))), dtype=np.uint8)
     ext = importlib.import_module(f"gan_diffusion.{backend}_backend.inception").build("random")
     out = {"fid_batch": n, "fid_ours": timed(lambda: ext.features(images, batch_size=n), 1, 3)}
     if backend == "tf":
@@ -221,7 +242,7 @@ def report(results: list[dict], pca: dict, args: argparse.Namespace) -> None:
     fids = [r for r in results if r["model"] == "fid"]
     if fids:
         n = fids[0]["fid_batch"]
-        print(f"\n== FID feature extraction: {n} images {tuple(args.shape)} -> 299x299x3, one batch "
+        print(f"\n== FID feature extraction: {n} images {tuple(args.shape or (28, 28, 1))} -> 299x299x3, one batch "
               "(Inception-v3 with RANDOM weights: speed only)")
         for r in fids:
             line = f"{r['backend']:7s} ours (FID Inception)  {fmt_time(r['fid_ours'], 1e3 / n, 'ms/img')}"
@@ -239,9 +260,10 @@ def report(results: list[dict], pca: dict, args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="dcgan,wgan-gp,vae,ddpm")
+    p.add_argument("--models", default="dcgan,wgan-gp,vae,ddpm,stylegan2")
     p.add_argument("--backends", default="tf,torch")
-    p.add_argument("--shape", type=int, nargs=3, default=(28, 28, 1))
+    p.add_argument("--shape", type=int, nargs=3, default=None,
+                   help="H W C (default 28 28 1; stylegan2 32 32 3)")
     p.add_argument("--batch-size", type=int, default=None, help="default: each model's config")
     p.add_argument("--steps", type=int, default=10, help="steps per timed run (WGAN-GP: critic steps)")
     p.add_argument("--repeats", type=int, default=5)
@@ -266,7 +288,7 @@ def main() -> None:
         if r is not None:
             results.append(r)
     rng = np.random.default_rng(0)
-    imgs = rng.integers(0, 256, (2, 500, *args.shape), dtype=np.uint8)
+    imgs = rng.integers(0, 256, (2, 500, *(args.shape or (28, 28, 1))), dtype=np.uint8)
     pca = {"n": 500, "time": timed(lambda: score_samples(imgs[0], imgs[1], extractor="pixels-pca64"), 0, 3)}
     report(results, pca, args)
     print(f"total {time.perf_counter() - start:.0f} s")

@@ -14,6 +14,9 @@ The DDPM baselines reuse our U-Net module (torch nn.Module / keras.Model: there 
 U-Net in either framework); what differs is the loop around it: noise, time features and
 the forward process drawn and computed in the framework instead of NumPy, and the EMA.
 
+StyleGAN2's two loops (stock modules and stylegan2-ada's training phases) are in
+benchmarks/idiomatic_stylegan2.py.
+
 Every builder returns `run(n_steps)` that performs n_steps training steps (critic steps for
 WGAN-GP, as our `train_step`) on a fixed batch, so benchmarks/frameworks.py times ours and
 these the same way. Add a model: write its two builders and list them in IDIOMATIC.
@@ -354,6 +357,9 @@ def _keras_runner(model, batch: np.ndarray) -> Callable[[int], None]:
     return run
 
 
+from .idiomatic_stylegan2 import keras_stylegan2, torch_stylegan2  # noqa: E402 (after _keras_runner)
+
 # model -> (torch builder, Keras builder); each builder: (config, uint8 batch) -> run(n_steps)
 IDIOMATIC = {"dcgan": (torch_dcgan, keras_dcgan), "wgan-gp": (torch_wgan_gp, keras_wgan_gp),
-             "vae": (torch_vae, keras_vae), "ddpm": (torch_ddpm, keras_ddpm)}
+             "vae": (torch_vae, keras_vae), "ddpm": (torch_ddpm, keras_ddpm),
+             "stylegan2": (torch_stylegan2, keras_stylegan2)}
