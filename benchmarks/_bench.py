@@ -30,10 +30,32 @@ def timed(fn: Callable[[], object], warmup: int, repeats: int) -> dict:
             "spread_pct": (max(times) - min(times)) / med * 100 if med > 0 else 0.0, "times": times}
 
 
-def run_child(module: str, argv: list[str], threads: int | None = None) -> dict | None:
+def timed_interleaved(fns: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict:
+    """`timed` for several callables whose repeats alternate (a, b, a, b, ...), so a drift in
+    the machine's speed during the measurement reaches all of them alike: their ratio is
+    then fair even where the absolute times move. Returns {name: timed-style dict}."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    out = {}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        out[name] = {"median": med, "min": min(ts), "max": max(ts),
+                     "spread_pct": (max(ts) - min(ts)) / med * 100 if med > 0 else 0.0, "times": ts}
+    return out
+
+
+def run_child(module: str, argv: list[str], threads: int | None = None,
+              extra_env: dict[str, str] | None = None) -> dict | None:
     """Run `python -m module argv...` from the repository root in a subprocess (OpenMP/BLAS
-    pools pinned to `threads`) and parse the JSON on its last stdout line."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    pools pinned to `threads`, `extra_env` added) and parse the JSON on its last stdout line."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(extra_env or {})}
     if threads:
         env.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                               "OPENBLAS_NUM_THREADS")})

@@ -6,7 +6,8 @@ Every (model, backend) runs in its own subprocess (one framework per process, th
   2. training step: our `train_step` on a fixed batch (framework tensor, as the data
      adapters deliver it) and the framework's idiomatic loop for the same architecture
      (benchmarks/idiomatic.py: a plain PyTorch loop; Keras `fit()` with an overridden
-     `train_step`); warm-up, then `--repeats` timed runs of `--steps` steps; median, min, max;
+     `train_step`); warm-up, then `--repeats` timed runs of `--steps` steps, ours and the
+     idiomatic loop alternating (a drift of the machine's speed reaches both); median, min, max;
   3. sampling step: one network forward pass of a batch (GANs: generator; VAE: decoder; DDPM:
      one U-Net call, the cost of one sampler step), ours (NumPy in/out) and the stock
      network's on ready tensors (DDPM: our U-Net module, there is no stock U-Net);
@@ -36,10 +37,19 @@ import time
 
 import numpy as np
 
-from ._bench import fmt_time, gemm_peak, run_child, timed
+from ._bench import fmt_time, gemm_peak, run_child, timed, timed_interleaved
 
 
 def child(model: str, backend: str, args: argparse.Namespace) -> dict:
+    """measure_child's results, with the cores other processes used meanwhile ("load")."""
+    from gan_diffusion.utils import cpuload
+
+    start = cpuload.snapshot()
+    res = measure_child(model, backend, args)
+    return {**res, "load": cpuload.others(start, cpuload.snapshot())}   # others' cores meanwhile
+
+
+def measure_child(model: str, backend: str, args: argparse.Namespace) -> dict:
     import gan_diffusion
     from gan_diffusion.registry import make_config
 
@@ -62,12 +72,16 @@ def child(model: str, backend: str, args: argparse.Namespace) -> dict:
     x = layers.images_to_input(batch, shape)                # framework tensor
     res["config"] = {"batch_size": b, "image_shape": shape}
 
-    def ours_run(n=args.steps):
+    steps = -(-args.steps // cycle(cfg)) * cycle(cfg)      # whole update cycles per timed run
+    res["steps"] = steps
+
+    def ours_run(n=steps):
         for _ in range(n):
             ours.train_step(x)
     idiom = IDIOMATIC[model][0 if backend == "torch" else 1](cfg, batch)
-    res["train_ours"] = timed(ours_run, args.warmup, args.repeats)
-    res["train_idiomatic"] = timed(lambda: idiom(args.steps), args.warmup, args.repeats)
+    pair = timed_interleaved({"ours": ours_run, "idiomatic": lambda: idiom(steps)},
+                             args.warmup, args.repeats)    # alternating repeats: a fair ratio
+    res["train_ours"], res["train_idiomatic"] = pair["ours"], pair["idiomatic"]
     if backend == "torch":
         res["flops_per_step"] = torch_flops(lambda: ours_run(cycle(cfg)), cycle(cfg))
         res["flops_idiomatic"] = torch_flops(lambda: idiom(cycle(cfg)), cycle(cfg))
@@ -75,8 +89,8 @@ def child(model: str, backend: str, args: argparse.Namespace) -> dict:
     # sampling: one network forward of a batch in inference mode (GANs: the generator; VAE:
     # the decoder; DDPM: one U-Net call, i.e. one sampler step)
     ours_sample, stock_sample = sampling_step(model, backend, cfg, ours, rng)
-    res["sample_ours"] = timed(ours_sample, 2, args.repeats)
-    res["sample_idiomatic"] = timed(stock_sample, 2, args.repeats)
+    pair = timed_interleaved({"ours": ours_sample, "stock": stock_sample}, 2, args.repeats)
+    res["sample_ours"], res["sample_idiomatic"] = pair["ours"], pair["stock"]
     return res
 
 
@@ -215,7 +229,7 @@ def report(results: list[dict], pca: dict, args: argparse.Namespace) -> None:
         f = flops.get(model)
         fi = next((r["flops_idiomatic"] for r in rs if "flops_idiomatic" in r), None)
         print(f"\n== {model}: input {tuple(cfg['image_shape'])}, batch {cfg['batch_size']}, "
-              f"{args.repeats} x {args.steps} steps after {args.warmup} warm-up")
+              f"{args.repeats} x {rs[0]['steps']} steps after {args.warmup} warm-up")
         if f:
             print(f"FLOPs per step (counted on torch): ours {f / 1e9:.3f} G, plain PyTorch loop "
                   f"{fi / 1e9:.3f} G; TF uses ours' count (its graph may prune work torch's eager "
@@ -226,7 +240,7 @@ def report(results: list[dict], pca: dict, args: argparse.Namespace) -> None:
             b = cfg["batch_size"]
             idiom_name = "plain PyTorch loop" if r["backend"] == "torch" else "Keras fit(train_step)"
             for key, name in (("train_ours", "ours (train_step)"), ("train_idiomatic", idiom_name)):
-                t = {k: v / args.steps if k != "spread_pct" and k != "times" else v
+                t = {k: v / r["steps"] if k != "spread_pct" and k != "times" else v
                      for k, v in r[key].items()}
                 ratio = r["train_ours"]["median"] / r["train_idiomatic"]["median"]
                 gf = f / t["median"] / 1e9 if f and key == "train_ours" else None
@@ -253,6 +267,12 @@ def report(results: list[dict], pca: dict, args: argparse.Namespace) -> None:
             print(line)
         print(f"numpy   pixels-pca64 stand-in (FID+KID of {pca['n']} vs {pca['n']} images) "
               f"{fmt_time(pca['time'], 1.0, 's')}")
+    busy = [r for r in results if r.get("load", {}).get("quiet") is False]
+    print("\nload: other processes used " + ", ".join(
+        f"{r['model']}/{r['backend']} {r['load']['other_cores']:.2f}" for r in results
+        if r.get("load", {}).get("other_cores") is not None) + " cores on average during each child; "
+        + ("quiet (all under 0.25)" if not busy else "NOT QUIET: " + ", ".join(
+            f"{r['model']}/{r['backend']}" for r in busy) + " timed on a busy machine, rerun them"))
     print(f"\nmachine: {os.cpu_count()} cores; threads per child: "
           + "; ".join(f"{b} {r['threads']}" for b, r in first.items())
           + "; versions: " + "; ".join(f"{r['versions']}" for r in first.values()))
@@ -265,7 +285,8 @@ def main() -> None:
     p.add_argument("--shape", type=int, nargs=3, default=None,
                    help="H W C (default 28 28 1; stylegan2 32 32 3)")
     p.add_argument("--batch-size", type=int, default=None, help="default: each model's config")
-    p.add_argument("--steps", type=int, default=10, help="steps per timed run (WGAN-GP: critic steps)")
+    p.add_argument("--steps", type=int, default=10, help="steps per timed run (WGAN-GP: critic "
+                   "steps), rounded up to whole update cycles (StyleGAN2: 16)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2, help="untimed runs of --steps steps")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")

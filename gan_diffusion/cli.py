@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=int, default=None)
     c.add_argument("--threads", type=int, default=None, help="intra-op threads per run "
                    "(default: all cores; quick preset: 2)")
+    c.add_argument("--omp-wait", default=None, choices=("passive", "default"), help="OpenMP "
+                   "wait policy of every run: passive (default; torch degrades far less when "
+                   "other jobs share the cores) or the runtime's default (spin, then sleep)")
     c.add_argument("--n-eval", type=int, default=None, help="generated and real images for FID/KID")
     c.add_argument("--native-rng", action="store_true", help="each framework's own RNG for "
                    "initial weights and training noise (default: controlled, shared draws)")

@@ -63,12 +63,16 @@ class EpochStats:
     images: int
     images_per_sec: float
     losses: dict[str, float]  # mean over the epoch's steps
+    other_cores: float | None = None  # mean cores other processes used meanwhile (utils/cpuload)
+    loadavg: float | None = None      # 1-minute load average at the epoch's end
 
     def log_line(self, total: int | None = None) -> str:
+        from gan_diffusion.utils.cpuload import describe
+
         of = f"/{total}" if total else ""
         losses = "  ".join(f"{k} {v:.4f}" for k, v in self.losses.items())
         return (f"epoch {self.epoch}{of}  time {self.seconds:.1f}s  "
-                f"{self.images_per_sec:.1f} img/s  {losses}")
+                f"{self.images_per_sec:.1f} img/s  {losses}{describe(self.other_cores)}")
 
 
 @dataclasses.dataclass

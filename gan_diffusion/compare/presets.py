@@ -32,7 +32,13 @@ BUDGET_EPOCH_CAP = 1000
 
 DEFAULTS: dict[str, Any] = {"dataset": "digits", "epochs": 5, "seeds": 3, "n_eval": 1000,
                             "threads": None, "backends": ("tf", "torch"), "limit": None,
-                            "batch_size": None, "image_size": None}
+                            "batch_size": None, "image_size": None, "omp_wait": "passive"}
+
+# --omp-wait: the OMP_WAIT_POLICY of every worker. passive: waiting threads sleep at once;
+# default: the OpenMP runtime's own (libgomp spins ~300,000 times first). benchmarks/
+# contention.py measured torch DCGAN beside another job 1.4-2.2x faster with passive and 4-11 %
+# slower on a quiet machine; TF's own thread pool ignores it (docs/benchmarks.md).
+OMP_WAIT = {"passive": "PASSIVE", "default": None}
 
 
 @dataclasses.dataclass
@@ -51,6 +57,7 @@ class CompareOptions:
         preset: the preset the options started from ("" for none).
         budget_minutes: each run trains until this much training time (at an epoch end),
             `epochs` the cap (None: exactly `epochs`); gan_diffusion.runs.fit.
+        omp_wait: the workers' OpenMP wait policy, a key of OMP_WAIT.
     """
 
     models: list[str]
@@ -70,13 +77,14 @@ class CompareOptions:
     preset: str = ""
     data_dir: str | None = None
     budget_minutes: float | None = None
+    omp_wait: str = "passive"
 
     def run_key(self, model: str) -> dict[str, Any]:
         """The options a finished run must share with this comparison to be reused."""
         return {"dataset": self.dataset, "epochs": self.epochs, "limit": self.limit,
                 "image_size": self.image_size, "batch_size": self.batch_size,
                 "threads": self.threads, "native_rng": self.native_rng, "n_eval": self.n_eval,
-                "overrides": self.overrides.get(model, {}),
+                "overrides": self.overrides.get(model, {}), "omp_wait": self.omp_wait,
                 **({"budget_minutes": self.budget_minutes} if self.budget_minutes else {})}
 
 
@@ -154,6 +162,9 @@ def resolve(preset: str | None, models: str | None = None, backends: str | None 
         if evaluation_only(name):
             traits(name).evaluation_only.from_dict(overrides[name]).check()
     threads = values["threads"]
+    if values["omp_wait"] not in OMP_WAIT:
+        raise ConfigError(f"--omp-wait {values['omp_wait']!r} is not a policy; use one of "
+                          f"{', '.join(OMP_WAIT)}")
     return CompareOptions(
         models=names, backends=bnames, dataset=values["dataset"], epochs=int(values["epochs"]),
         seeds=int(values["seeds"]), n_eval=int(values["n_eval"]),
@@ -162,4 +173,4 @@ def resolve(preset: str | None, models: str | None = None, backends: str | None 
         native_rng=bool(values.get("native_rng", False)), overrides=overrides,
         extractor=values.get("extractor") or "", score_backend=values.get("score_backend"),
         preset=preset or "", data_dir=values.get("data_dir"),
-        budget_minutes=float(budget) if budget is not None else None)
+        budget_minutes=float(budget) if budget is not None else None, omp_wait=values["omp_wait"])

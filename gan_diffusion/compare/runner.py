@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from gan_diffusion.compare.presets import CompareOptions
+from gan_diffusion.compare.presets import OMP_WAIT, CompareOptions
 from gan_diffusion.compare.quality import extractor_note
 from gan_diffusion.compare.tables import run_folder
 from gan_diffusion.errors import BackendNotAvailableError, ConfigError
 from gan_diffusion.utils import runlock
+from gan_diffusion.utils.cpuload import QUIET_CORES
 from gan_diffusion.utils.io import atomic_write_json
 from gan_diffusion.utils.runlock import RunFolderLocked
 
@@ -59,10 +60,14 @@ def train_options(opts: CompareOptions, out: Path, model: str, backend: str, see
                else {"init": str(init_path(out, opts, model, seed))})}
 
 
-def child_env(threads: int) -> dict[str, str]:
-    """The environment of every worker: thread pools pinned, quiet TF, unbuffered output."""
+def child_env(threads: int, omp_wait: str = "passive") -> dict[str, str]:
+    """The environment of every worker: thread pools pinned, the OpenMP wait policy (presets.
+    OMP_WAIT; "default" removes any inherited one), quiet TF, unbuffered output."""
     t = str(threads)
-    return {**os.environ, "OMP_NUM_THREADS": t, "MKL_NUM_THREADS": t, "OPENBLAS_NUM_THREADS": t,
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if OMP_WAIT[omp_wait]:
+        env["OMP_WAIT_POLICY"] = OMP_WAIT[omp_wait]
+    return {**env, "OMP_NUM_THREADS": t, "MKL_NUM_THREADS": t, "OPENBLAS_NUM_THREADS": t,
             "TF_NUM_INTRAOP_THREADS": t, "TF_NUM_INTEROP_THREADS": "1",
             "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
 
@@ -175,7 +180,7 @@ def _run_locked(opts: CompareOptions, out: Path, report_only: bool, start: float
     from gan_diffusion.compare.models import traits
     from gan_diffusion.compare.quality import STAND_INS
 
-    env = child_env(opts.threads)
+    env = child_env(opts.threads, opts.omp_wait)
     failures: list[str] = []
     matrix = [(m, s, b) for m in opts.models for s in range(opts.seeds) for b in opts.backends]
     if not report_only:
@@ -303,13 +308,21 @@ def build_outputs(opts: CompareOptions, out: Path, command: str = "") -> tuple[P
                  "noise (data order shared)" if opts.native_rng else
                  "controlled: the same initial weights (one checkpoint loaded by every backend), "
                  "data order and noise streams in both backends; " + init_check(results)),
-        "threads": f"{opts.threads} intra-op, 1 inter-op per run, one run at a time",
+        "threads": f"{opts.threads} intra-op, 1 inter-op per run, one run at a time; OpenMP "
+                   f"wait policy {OMP_WAIT[opts.omp_wait] or 'the runtime default'} "
+                   f"(--omp-wait {opts.omp_wait})",
         "machine": "{platform}, {cpu_count} cores".format(**first["machine"]) if first else "?",
         "versions": ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
     }
     notes = ["Timings come from a machine that may be shared with other jobs; compare the "
              "framework effect with its interval and with the seed-to-seed spread, not single numbers."]
     notes.insert(0, extractor_note(opts.extractor))
+    busy = sum(r.busy_epochs for r in results)
+    if busy:
+        notes.insert(0, f"Busy machine: {busy} of {sum(len(r.epochs) for r in results)} epochs "
+                     f"ran while other processes used {QUIET_CORES} cores or more on average "
+                     "(marked * in the epoch table, counted in the timing table); their times "
+                     "measure the contention as much as the framework.")
     if opts.dataset == "digits":
         notes.append("Data: the embedded scikit-learn digits (8x8 upscaled to 28x28), NOT MNIST.")
     return report.write_report(out / "report.html", tabs, figures, context, notes), tabs
@@ -321,12 +334,14 @@ def cmd_compare(args: Any) -> int:
 
     record = Path(args.out) / "compare.json"
     if args.report_only and record.exists():  # the options the runs were made with
-        return run_compare(CompareOptions(**json.loads(record.read_text())["options"]), args.out,
-                           report_only=True)
+        recorded = json.loads(record.read_text())["options"]
+        recorded.setdefault("omp_wait", "default")   # recorded before --omp-wait existed
+        return run_compare(CompareOptions(**recorded), args.out, report_only=True)
     opts = resolve(args.preset, models=args.models, backends=args.backends, sets=args.set,
                    dataset=args.dataset, epochs=args.epochs, seeds=args.seeds, n_eval=args.n_eval,
                    threads=args.threads, limit=args.limit, image_size=args.image_size,
                    batch_size=args.batch_size, native_rng=args.native_rng or None,
                    extractor=args.extractor, score_backend=args.score_backend,
-                   data_dir=args.data_dir, budget_minutes=args.budget_minutes)
+                   data_dir=args.data_dir, budget_minutes=args.budget_minutes,
+                   omp_wait=args.omp_wait)
     return run_compare(opts, args.out, report_only=args.report_only)

@@ -34,6 +34,7 @@ import numpy as np
 from gan_diffusion.compare.quality import extractor_note, score_label
 from gan_diffusion.compare.stats import (mean_std, paired_interval, ratio_interval, seed_spread,
                                          welch_interval)
+from gan_diffusion.utils.cpuload import QUIET_CORES
 
 
 @dataclasses.dataclass
@@ -91,6 +92,16 @@ class RunResult:
         """Seconds of a two-stage run's first stage (ldm: the autoencoder), NaN if none."""
         v = self.run.get("stages", {}).get("autoencoder", {}).get("seconds")
         return math.nan if v is None else float(v)
+
+    @property
+    def busy_epochs(self) -> int:
+        """Epochs during which other processes used QUIET_CORES cores or more (utils/cpuload)."""
+        return sum(1 for e in self.epochs if (e.get("other_cores") or 0.0) >= QUIET_CORES)
+
+    @property
+    def measured_epochs(self) -> int:
+        """Epochs whose machine load was measured (histories before it was recorded: none)."""
+        return sum(1 for e in self.epochs if e.get("other_cores") is not None)
 
     @property
     def final_losses(self) -> dict[str, float]:
@@ -300,6 +311,9 @@ def timing_table(results: list[RunResult]) -> Table:
             _add_ms(row, k, [f(r) for r in runs])
         row["first_over_steady"] = row["first_epoch_s_mean"] / row["steady_epoch_s_mean"] \
             if row["steady_epoch_s_mean"] and not math.isnan(row["steady_epoch_s_mean"]) else math.nan
+        measured = sum(r.measured_epochs for r in runs)
+        row["busy_epochs"] = (f"{sum(r.busy_epochs for r in runs)} of {measured}" if measured
+                              else "not measured")
         rows.append(row)
     cols = [("Model", lambda r: r["model"]), ("Backend", lambda r: r["backend"]),
             ("Seeds", lambda r: str(r["n_seeds"])), ("Epochs", lambda r: str(r["epochs"])),
@@ -309,14 +323,17 @@ def timing_table(results: list[RunResult]) -> Table:
             _ms_col("Images/s (steady)", "images_per_sec"),
             _ms_col("Peak RSS (MiB)", "peak_rss_mb"),
             _ms_col("Sampling images/s", "sample_images_per_sec"),
-            _ms_col("Training total (s)", "train_s")]
+            _ms_col("Training total (s)", "train_s"),
+            ("Busy epochs", lambda r: r["busy_epochs"])]
     staged = any(not math.isnan(r["autoencoder_s_mean"]) for r in rows)
     if staged:
         cols.append(_ms_col("Autoencoder stage (s)", "autoencoder_s"))
     return Table("timing", "Training time: first epoch against steady state, throughput, memory",
                  rows, cols, "Mean ± standard deviation over seeds. Steady state: the median epoch "
                  "time of epochs 2..N of each run. Peak RSS: the run process's ru_maxrss after "
-                 "training (framework, data and model; CPU)." + (
+                 "training (framework, data and model; CPU). Busy epochs: epochs (all seeds) "
+                 f"during which other processes used {QUIET_CORES} cores or more on average "
+                 "(gan_diffusion/utils/cpuload.py); 0 means the timings are the frameworks'." + (
                      " Latent diffusion (ldm): the epochs are its diffusion stage's; its "
                      "autoencoder stage, trained first, is the last column (total seconds)."
                      if staged else ""))
@@ -327,21 +344,27 @@ def epoch_table(results: list[RunResult]) -> Table:
     (model, backend) with mean ± std seconds over seeds."""
     rows = [{"model": r.model, "backend": r.backend, "seed": r.seed, "epoch": e["epoch"],
              "seconds": e["seconds"], "images_per_sec": e["images_per_sec"], "steps": e["steps"],
-             "images": e["images"]} for r in results for e in r.epochs]
+             "images": e["images"], "other_cores": e.get("other_cores"),
+             "loadavg": e.get("loadavg")} for r in results for e in r.epochs]
     groups = {k: v for k, v in _groups(results).items() if any(r.epochs for r in v)}
     n_epochs = max((len(r.epochs) for r in results), default=0)
     wide = []
     for ep in range(1, n_epochs + 1):
         w = {"epoch": ep}
         for (m, b), runs in groups.items():
-            vals = [r.epochs[ep - 1]["seconds"] for r in runs if len(r.epochs) >= ep]
-            w[(m, b)] = mean_std(vals)[:2] if vals else (math.nan, math.nan)
+            eps = [r.epochs[ep - 1] for r in runs if len(r.epochs) >= ep]
+            vals = [e["seconds"] for e in eps]
+            busy = any((e.get("other_cores") or 0.0) >= QUIET_CORES for e in eps)
+            w[(m, b)] = (*(mean_std(vals)[:2] if vals else (math.nan, math.nan)), busy)
         wide.append(w)
     cols = [("Epoch", lambda w: str(w["epoch"]))]
-    cols += [(f"{m} {b} (s)", (lambda key: lambda w: fmt_ms(*w[key]))((m, b))) for (m, b) in groups]
+    cols += [(f"{m} {b} (s)", (lambda key: lambda w: fmt_ms(*w[key][:2]) + ("*" if w[key][2] else ""))
+              ((m, b))) for (m, b) in groups]
     return Table("epoch_times", "Training time of every epoch", rows, cols,
-                 "Seconds per epoch, mean ± std over seeds (the CSV has every run's epochs and "
-                 "images/s).", display=wide)
+                 "Seconds per epoch, mean ± std over seeds (the CSV has every run's epochs, "
+                 "images/s, and the cores other processes used meanwhile). *: in at least one "
+                 f"seed, other processes used {QUIET_CORES} cores or more during that epoch.",
+                 display=wide)
 
 
 def quality_table(results: list[RunResult], extractor: str) -> Table:

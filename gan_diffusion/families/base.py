@@ -29,6 +29,7 @@ from gan_diffusion.configs import Config
 from gan_diffusion.errors import CheckpointError, ConfigError, DivergenceError
 from gan_diffusion.models.plan import check_weights
 from gan_diffusion.protocols import EpochStats, History
+from gan_diffusion.utils import cpuload
 
 EpochCallback = Callable[[Any, EpochStats], None]
 
@@ -127,7 +128,7 @@ class TrainerBase:
             n_images = n_steps = 0
             bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}", leave=False,
                        disable=None if progress is None else not progress)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpuload.snapshot()
             for images, labels in self.batches(data, self.epoch):
                 losses = self.train_step(images, labels)
                 self._check_finite(losses, n_steps + 1, steps)
@@ -139,10 +140,12 @@ class TrainerBase:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
             seconds = time.perf_counter() - start
+            load = cpuload.others(cpu_start, cpuload.snapshot())
             bar.close()
             self.epoch += 1
             stats = EpochStats(self.epoch, seconds, n_steps, n_images, n_images / seconds,
-                               {k: v / counts[k] for k, v in sums.items()})
+                               {k: v / counts[k] for k, v in sums.items()},
+                               load["other_cores"], load["loadavg"])
             history.append(stats)
             if on_epoch_end is not None:
                 on_epoch_end(self, stats)

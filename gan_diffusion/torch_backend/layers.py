@@ -31,43 +31,58 @@ class BatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
+            # torch's kernel computes the batch statistics once: with momentum 1 it leaves the
+            # batch mean and the unbiased variance in fresh buffers, rescaled here to the
+            # biased one (a separate var_mean pass cost ~4 % of a WGAN-GP step, issue 18)
+            mean, var = torch.zeros_like(self.running_mean), torch.zeros_like(self.running_var)
+            out = F.batch_norm(x, mean, var, self.weight, self.bias, True, 1.0, self.eps)
+            n = x.numel() // x.shape[1]
             with torch.no_grad():
-                dims = [d for d in range(x.ndim) if d != 1]
-                var, mean = torch.var_mean(x, dim=dims, correction=0)
                 self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var, self.momentum)
-            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+                self.running_var.lerp_(var * ((n - 1) / n), self.momentum)
+            return out
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             False, 0.0, self.eps)
 
 
 class SameConv2d(nn.Conv2d):
-    """Conv2d with TF 'same' padding, asymmetric where TF's is (zero-pad, then 'valid')."""
+    """Conv2d with TF 'same' padding: the symmetric part as the conv's own padding, and only
+    TF's odd extra pixel (after) by an explicit zero pad. (Padding all of it explicitly made
+    the convolution's input gradient larger: +40 % backward time in WGAN-GP, issue 18.)"""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, bias: bool, in_size: int):
-        super().__init__(in_ch, out_ch, kernel, stride, padding=0, bias=bias)
         before, after = same_pads(in_size, kernel, stride)
-        self.pads = (before, after, before, after)  # F.pad order: left, right, top, bottom
+        sym = min(before, after)
+        super().__init__(in_ch, out_ch, kernel, stride, padding=sym, bias=bias)
+        self.pads = (before - sym, after - sym) * 2   # F.pad order: left, right, top, bottom
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self.pads))
+        return super().forward(F.pad(x, self.pads) if any(self.pads) else x)
 
 
 class SameConvTranspose2d(nn.ConvTranspose2d):
-    """ConvTranspose2d with TF 'same' semantics: the full transposed conv, then TF's crop.
+    """ConvTranspose2d with TF 'same' semantics: TF's crop of the full transposed conv.
 
-    torch's padding/output_padding would crop symmetrically (plus one row at the end);
-    TF crops `before` rows at the start, which for 5x5 stride 2 is one pixel different.
+    TF keeps `size` pixels of the full output starting at `start`, and its odd extra crop
+    pixel is at the end; torch's padding p / output_padding op keep full[p : L - p + op], so
+    they reach TF's window only when the crop is symmetric. Otherwise the input gets q zero
+    rows and columns in front, which shifts the full output by q * stride, and p / op are
+    chosen for the shifted window (5x5 or 3x3, stride 2: q = 1, op = 1). Exact, and 1.8x
+    faster forward + backward than the full transposed conv then a crop (issue 18).
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, bias: bool, in_size: int):
-        super().__init__(in_ch, out_ch, kernel, stride, padding=0, bias=bias)
-        self.start, self.size, _ = convt_crop(in_size, kernel, stride)
+        start, size, full = convt_crop(in_size, kernel, stride)
+        op0 = start - (full - start - size)                # crop before - crop after (<= 0)
+        q = -(op0 // stride) if op0 < 0 else 0             # ceil(-op0 / stride)
+        pad, out_pad = start + q * stride, op0 + q * stride
+        assert 0 <= out_pad < stride and out_pad <= pad, (in_size, kernel, stride)
+        super().__init__(in_ch, out_ch, kernel, stride, padding=pad, output_padding=out_pad,
+                         bias=bias)
+        self.in_pads = (q, 0, q, 0)                        # F.pad: left, right, top, bottom
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        full = super().forward(x)                 # (N, C, (in-1)*s+k, (in-1)*s+k)
-        a, b = self.start, self.start + self.size
-        return full[:, :, a:b, a:b]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:   # (N, C, in, in) -> (N, O, size, size)
+        return super().forward(F.pad(x, self.in_pads) if self.in_pads[0] else x)
 
 
 class ReshapeHWC(nn.Module):

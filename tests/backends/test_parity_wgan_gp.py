@@ -43,6 +43,34 @@ def test_same_padding_matches_tensorflow_arithmetic():
     assert convt_crop(7, 5, 1) == (2, 7, 11)
 
 
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (4, 2), (5, 1), (5, 2), (5, 3)])
+def test_same_layers_match_tensorflow_for_all_sizes(kernel, stride):
+    """SameConv2d (conv padding plus TF's odd pixel) and SameConvTranspose2d (input shift
+    plus padding / output_padding) give TF's 'same' outputs exactly, even and odd sizes."""
+    import tensorflow as tf
+    import torch
+
+    from gan_diffusion.torch_backend.layers import SameConv2d, SameConvTranspose2d
+
+    rng = np.random.default_rng(0)
+    k = rng.normal(size=(kernel, kernel, 3, 4))                               # canonical
+    for n in range(4, 12):
+        x = rng.normal(size=(2, n, n, 3))                                     # NHWC, float64
+        conv = SameConv2d(3, 4, kernel, stride, bias=False, in_size=n).double()
+        convt = SameConvTranspose2d(4, 3, kernel, stride, bias=False, in_size=n).double()
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(k.transpose(3, 2, 0, 1)))
+            convt.weight.copy_(torch.from_numpy(k.transpose(3, 2, 0, 1)))
+            got = conv(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+            y = rng.normal(size=(2, n, n, 4))
+            got_t = convt(torch.from_numpy(y.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+        want = tf.nn.conv2d(x, k, stride, "SAME").numpy()
+        want_t = tf.nn.conv2d_transpose(y, k, (2, n * stride, n * stride, 3), stride, "SAME").numpy()
+        assert got.shape == want.shape and got_t.shape == want_t.shape, n
+        np.testing.assert_allclose(got, want, atol=1e-12, err_msg=f"conv, size {n}")
+        np.testing.assert_allclose(got_t, want_t, atol=1e-12, err_msg=f"transposed conv, size {n}")
+
+
 def test_naive_torch_padding_would_be_off_by_one_pixel():
     """The bug the exact port avoids: Conv2d(padding=2) differs from TF 'same' here."""
     import tensorflow as tf

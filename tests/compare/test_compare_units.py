@@ -626,3 +626,39 @@ def test_quick_ldm_is_the_measured_conditional_setting():
     assert (cfg.batch_size, cfg.learning_rate, cfg.sample_steps) == (16, 1e-3, 20)
     assert (cfg.schedule, cfg.clip_sample, cfg.latent_shape) == ("scaled_linear", False, (7, 7, 4))
     assert "ldm" not in PRESET_MODELS and "ldm" not in resolve("quick").models
+
+
+def test_busy_epochs_are_counted_and_marked(tmp_path):
+    """Epochs during which other processes used QUIET_CORES or more are counted per (model,
+    backend) in the timing table and starred in the epoch table; unmeasured ones (histories
+    from before the load was recorded) are said to be unmeasured, not quiet."""
+    from gan_diffusion.compare import tables
+
+    runs = [_fake_run(tmp_path, "dcgan", "torch", k, secs=(2.0, 1.0, 1.0)) for k in range(2)]
+    runs[0].epochs[1]["other_cores"] = 1.3          # seed 0, epoch 2: a busy machine
+    for r in runs:
+        for e in r.epochs:
+            e.setdefault("other_cores", 0.02)
+    old = [_fake_run(tmp_path, "vae", "torch", 0, secs=(2.0, 1.0))]
+    timing = {r["model"]: r for r in tables.timing_table(runs + old).rows}
+    assert timing["dcgan"]["busy_epochs"] == "1 of 6"
+    assert timing["vae"]["busy_epochs"] == "not measured"
+    md = tables.epoch_table(runs + old).markdown()
+    lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert "*" in lines["2"].split("|")[2] and "*" not in lines["1"] and "*" not in lines["3"]
+    assert "*" not in lines["2"].split("|")[3]                  # the vae column is not marked
+
+
+def test_omp_wait_policy_reaches_workers_and_is_checked(monkeypatch):
+    from gan_diffusion.compare.presets import resolve
+    from gan_diffusion.compare.runner import child_env
+    from gan_diffusion.errors import ConfigError
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")             # inherited: replaced or removed
+    assert child_env(2)["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in child_env(2, "default")
+    opts = resolve("quick", models="dcgan")
+    assert opts.omp_wait == "passive" and opts.run_key("dcgan")["omp_wait"] == "passive"
+    assert resolve("quick", models="dcgan", omp_wait="default").run_key("dcgan")["omp_wait"] == "default"
+    with pytest.raises(ConfigError, match="--omp-wait 'spin' is not a policy; use one of passive, default"):
+        resolve("quick", models="dcgan", omp_wait="spin")
