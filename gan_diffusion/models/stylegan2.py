@@ -252,16 +252,20 @@ def mixing_mask(cfg: StyleGAN2Config, u_decide: float, u_cut: float) -> np.ndarr
     return (np.arange(n) >= cut).astype(cfg.dtype)
 
 
-def layer_noise(cfg: StyleGAN2Config, seed: int, stream: str, step: int, n: int, phase: int,
-                draw=noise) -> list[np.ndarray]:
-    """Per-layer noise inputs (N, r, r, 1) of one phase (0: D step, 1: G step)."""
+def layer_noise(cfg: StyleGAN2Config, seed: int, stream: str, step: int, n: int,
+                phase: int | None, draw=noise) -> list:
+    """Per-layer noise inputs (N, r, r, 1) of one phase (0: D step, 1: G step), or, for
+    phase None, [phase 0's, phase 1's] from one draw (the same values, half the cost)."""
     shapes = noise_shapes(cfg)
-    flat = draw.normal(seed, stream, step, (2, n * sum(r * r for _, r in shapes)))[phase]
-    out, at = [], 0
-    for _, r in shapes:
-        out.append(flat[at:at + n * r * r].reshape(n, r, r, 1))
-        at += n * r * r
-    return out
+    flat = draw.normal(seed, stream, step, (2, n * sum(r * r for _, r in shapes)))
+
+    def split(row: np.ndarray) -> list[np.ndarray]:
+        out, at = [], 0
+        for _, r in shapes:
+            out.append(row[at:at + n * r * r].reshape(n, r, r, 1))
+            at += n * r * r
+        return out
+    return [split(flat[0]), split(flat[1])] if phase is None else split(flat[phase])
 
 
 def step_noise(cfg: StyleGAN2Config, step: int, n: int, draw=noise) -> dict[str, object]:
@@ -272,10 +276,11 @@ def step_noise(cfg: StyleGAN2Config, step: int, n: int, draw=noise) -> dict[str,
     u = draw.uniform(s, "sg2_mix", step, (4,))
     z2 = draw.normal(s, "sg2_latent2", step, (2, n, z))
     side, _, c = cfg.image_shape
+    noise_d, noise_g = layer_noise(cfg, s, "sg2_noise", step, n, None, draw)
     return {"z_d": draw.normal(s, "latent", step, (n, z)), "z2_d": z2[0],
             "mix_d": mixing_mask(cfg, float(u[0]), float(u[1])),
-            "noise_d": layer_noise(cfg, s, "sg2_noise", step, n, 0, draw),
+            "noise_d": noise_d,
             "z_g": draw.normal(s, "latent_g", step, (n, z)), "z2_g": z2[1],
             "mix_g": mixing_mask(cfg, float(u[2]), float(u[3])),
-            "noise_g": layer_noise(cfg, s, "sg2_noise", step, n, 1, draw),
+            "noise_g": noise_g,
             "pl_noise": draw.normal(s, "sg2_pl", step, (n, side, side, c)) / side}

@@ -240,3 +240,15 @@ def test_r1_and_path_length_enter_the_updates(backends):
         assert not np.allclose(w_on[name], w_off[name]), name
     assert w_on["generator/pl_mean"][0] > 0 and w_off["generator/pl_mean"][0] == 0
     assert set(m_on.train_step(x)) == {"d_loss", "g_loss"}
+
+
+def test_both_phases_layer_noise_is_the_two_single_phase_draws():
+    """step_noise draws the layer noise of both phases at once: the same values as drawing
+    each phase alone (so runs recorded before that change reproduce exactly)."""
+    cfg = make_config("stylegan2", image_shape=(16, 16, 3), channel_base=128, channel_max=8)
+    both = core.layer_noise(cfg, 3, "sg2_noise", 5, 4, None)
+    for phase in (0, 1):
+        one = core.layer_noise(cfg, 3, "sg2_noise", 5, 4, phase)
+        assert len(one) == len(both[phase]) and all(np.array_equal(a, b) for a, b in zip(one, both[phase]))
+    step = core.step_noise(cfg, 5, 4)
+    assert all(np.array_equal(a, b) for a, b in zip(step["noise_g"], core.layer_noise(cfg, 0, "sg2_noise", 5, 4, 1)))
