@@ -34,12 +34,26 @@ def upfirdn2d(x: torch.Tensor, f: np.ndarray, up: int = 1, down: int = 1,
     return x[:, :, ::down, ::down]
 
 
+def _fir_kernel(gain: float, channels: int, dtype: torch.dtype) -> torch.Tensor:
+    """The [1,3,3,1] filter as a depthwise weight (C, 1, 4, 4), flipped (conv2d correlates;
+    the filter is symmetric, so this only states the convention)."""
+    k = torch.from_numpy(np.ascontiguousarray(fir_filter(gain)[::-1, ::-1])).to(dtype)
+    return k[None, None].expand(channels, 1, 4, 4)
+
+
 def upsample2d(x: torch.Tensor) -> torch.Tensor:
-    return upfirdn2d(x, fir_filter(4.0), up=2, pad=(2, 1))
+    """upfirdn2d(x, f * 4, up=2, pad=(2, 1)) as one depthwise transposed conv (stride 2,
+    padding 1): (N, C, H, W) -> (N, C, 2H, 2W). Zero insertion and a full-resolution conv
+    cost 8x a 3x3 conv of the same tensor, backward included (issue 18)."""
+    c = x.shape[1]
+    return F.conv_transpose2d(x, _fir_kernel(4.0, c, x.dtype), stride=2, padding=1, groups=c)
 
 
 def downsample2d(x: torch.Tensor) -> torch.Tensor:
-    return upfirdn2d(x, fir_filter(), down=2, pad=(1, 1))
+    """upfirdn2d(x, f, down=2, pad=(1, 1)) as one strided depthwise conv: (N, C, H, W) ->
+    (N, C, H/2, W/2), computing only the kept pixels."""
+    c = x.shape[1]
+    return F.conv2d(x, _fir_kernel(1.0, c, x.dtype), stride=2, padding=1, groups=c)
 
 
 def conv(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
