@@ -147,7 +147,7 @@ def test_test_extra_covers_every_third_party_test_import():
     installed = packages(project["dependencies"] + extras["test"])
     module_package = {"PIL": "pillow", "tensorflow": "tensorflow-cpu", "sklearn": "scikit-learn",
                       "keras_cv": "keras-cv", "tensorflow_datasets": "tensorflow-datasets"}
-    local = {"gan_diffusion", "conftest", "helpers"} | set(sys.stdlib_module_names)
+    local = {"gan_diffusion", "benchmarks", "conftest", "helpers"} | set(sys.stdlib_module_names)
     imported = {m for f in (root / "tests").rglob("*.py")
                 for m in re.findall(r"^\s*(?:from|import) ([A-Za-z_]\w*)", f.read_text(), re.M)}
     missing = {m for m in imported - local if module_package.get(m, m).lower() not in installed}

@@ -631,7 +631,7 @@ def test_quick_ldm_is_the_measured_conditional_setting():
 def test_busy_epochs_are_counted_and_marked(tmp_path):
     """Epochs during which other processes used QUIET_CORES or more are counted per (model,
     backend) in the timing table and starred in the epoch table; unmeasured ones (histories
-    from before the load was recorded) are said to be unmeasured, not quiet."""
+    written before the load was recorded) are said to be unmeasured, not quiet."""
     from gan_diffusion.compare import tables
 
     runs = [_fake_run(tmp_path, "dcgan", "torch", k, secs=(2.0, 1.0, 1.0)) for k in range(2)]
