@@ -1,5 +1,6 @@
 """Sampling time of DDPM (1000 ancestral steps) against DDIM (50 steps), per backend, and
-the cost of running the sampler arithmetic in NumPy (the host round trip).
+the cost of running the sampler arithmetic in NumPy (the host round trip), and how DDIM-50
+sampling throughput (images/s) scales with the batch size of one call.
 
 Each backend runs in its own subprocess (one framework per process, threads pinned). Per
 backend: build the DDPM (or load a trained run with --run), warm up, then time `--repeats`
@@ -8,6 +9,7 @@ trip is measured per step on the same model: converting x_t and the time feature
 tensors, the network call on ready tensors, converting eps back, and the NumPy sampler step.
 
     python -m benchmarks.diffusion_sampling                       # both backends, 16 images
+    python -m benchmarks.diffusion_sampling --batch-sizes 1,8,64      # the batch-size scaling
     python -m benchmarks.diffusion_sampling --run runs/ddpm-mnist-torch --threads 2
 """
 from __future__ import annotations
@@ -64,6 +66,16 @@ def measure(backend: str, args: argparse.Namespace) -> dict:
         result[name] = {"median": statistics.median(times), "min": min(times), "max": max(times),
                         "times": times, "per_step_ms": 1e3 * statistics.median(times) / steps}
 
+    # batch-size scaling: DDIM-50 images/s for one sampling call of b images (best of 2,
+    # after a short call that traces / warms that batch size)
+    result["batch_scaling"] = []
+    for b in args.batch_sizes:
+        yb = np.arange(b) % cfg.num_classes if cfg.num_classes else None
+        model.sample(b, seed=0, labels=yb, steps=2, sampler="ddim", guidance=guidance, progress=False)
+        best = min(timed(lambda: model.sample(b, seed=1, labels=yb, steps=50, sampler="ddim",
+                                              guidance=guidance, progress=False), 2))
+        result["batch_scaling"].append({"batch": b, "seconds": best, "images_per_sec": b / best})
+
     # the host round trip of one step: NumPy -> tensors -> network -> NumPy, and the NumPy step
     x = model.initial_noise(args.n, 0)
     t = np.full(args.n, 500, np.int64)
@@ -93,6 +105,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed DDIM samplings")
     p.add_argument("--ddpm-repeats", type=int, default=3, help="timed DDPM samplings")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")],
+                   default=[1, 4, 16, 64], help="DDIM-50 throughput per batch size (comma-separated)")
     p.add_argument("--save-grids", default=None, metavar="DIR", help="save each sampler's images "
                    "as DIR/<backend>_<sampler>.png")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -116,6 +130,10 @@ def main() -> None:
             print(f"  {name:9s} median {m['median']:8.2f} s  (min {m['min']:.2f}, max {m['max']:.2f}, "
                   f"spread {100 * (m['max'] - m['min']) / m['median']:.0f} %)  {m['per_step_ms']:.1f} ms/step")
         print(f"  DDPM-1000 / DDIM-50 time: {r['ddpm1000']['median'] / r['ddim50']['median']:.1f}x")
+        scaling = r["batch_scaling"]
+        base = scaling[0]["images_per_sec"]
+        print("  DDIM-50 images/s by batch size: " + ", ".join(
+            f"{e['batch']}: {e['images_per_sec']:.2f} ({e['images_per_sec'] / base:.1f}x)" for e in scaling))
         s = r["step_parts_ms"]
         trip = s["to_tensors"] + s["to_numpy"] + s["numpy_step"]
         print("  one step (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in s.items())
