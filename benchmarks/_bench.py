@@ -18,13 +18,10 @@ def timed(fn: Callable[[], object], warmup: int, repeats: int) -> dict:
     Returns:
         {"median", "min", "max" (seconds per call), "spread_pct" ((max - min) / median), "times"}.
     """
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+    return timed_interleaved({"fn": fn}, warmup, repeats)["fn"]
+
+
+def _summary(times: list[float]) -> dict:
     med = statistics.median(times)
     return {"median": med, "min": min(times), "max": max(times),
             "spread_pct": (max(times) - min(times)) / med * 100 if med > 0 else 0.0, "times": times}
@@ -43,12 +40,7 @@ def timed_interleaved(fns: dict[str, Callable[[], object]], warmup: int, repeats
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    out = {}
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        out[name] = {"median": med, "min": min(ts), "max": max(ts),
-                     "spread_pct": (max(ts) - min(ts)) / med * 100 if med > 0 else 0.0, "times": ts}
-    return out
+    return {name: _summary(ts) for name, ts in times.items()}
 
 
 def run_child(module: str, argv: list[str], threads: int | None = None,

@@ -11,6 +11,7 @@ from typing import Any
 from gan_diffusion.configs import Config
 from gan_diffusion.errors import UnknownNameError
 from gan_diffusion.models.dcgan import DCGANConfig
+from gan_diffusion.models.mlp_gan import MLPGANConfig
 from gan_diffusion.models.vae import VAEConfig
 from gan_diffusion.models.ddpm import DDPMConfig
 from gan_diffusion.models.ldm import LDMConfig
@@ -63,6 +64,9 @@ def make_config(name: str, image_shape: Any = None, **overrides: Any) -> Config:
 
 register(ModelSpec("dcgan", DCGANConfig, "dcgan",
                    "DCGAN (Radford et al. 2015), the PyTorch DCGAN-tutorial architecture"))
+register(ModelSpec("mlp-gan", MLPGANConfig, "mlp_gan",
+                   "the plain fully connected GAN of the GAN-against-VAE studies "
+                   "(Keras-MNIST-GAN style, BCE; docs/mlp_gan.md)"))
 register(ModelSpec("wgan-gp", WGANGPConfig, "wgan_gp",
                    "WGAN-GP (Gulrajani et al. 2017), the comparison slides' Keras generator"))
 register(ModelSpec("vae", VAEConfig, "vae",

@@ -39,6 +39,13 @@ def _dcgan_native_init(config: Config, rng: Any) -> dict:
     return init_normal(networks(config), config.seed, config.init_std, rng=rng)
 
 
+def _mlp_gan_native_init(config: Config, rng: Any) -> dict:
+    from gan_diffusion.models.mlp_gan import networks
+    from gan_diffusion.models.plan import init_normal
+
+    return init_normal(networks(config), config.seed, config.init_std, rng=rng)
+
+
 def _wgan_gp_native_init(config: Config, rng: Any) -> dict:
     from gan_diffusion.models.plan import init_glorot
     from gan_diffusion.models.wgan_gp import networks
@@ -87,6 +94,7 @@ class ModelTraits:
 TRAITS: dict[str, ModelTraits] = {
     "dcgan": ModelTraits(native_init=_dcgan_native_init,
                          quick={"g_features": 32, "d_features": 32, "batch_size": 32}),
+    "mlp-gan": ModelTraits(native_init=_mlp_gan_native_init, quick={"batch_size": 32}),
     "wgan-gp": ModelTraits(native_init=_wgan_gp_native_init, quick={"d_features": 32, "batch_size": 32}),
     # the VAE's negative ELBO per image on the evaluation split is reported beside FID/KID
     "vae": ModelTraits(native_init=_vae_native_init, evaluate=("neg_elbo",),

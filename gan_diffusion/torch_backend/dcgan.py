@@ -20,9 +20,13 @@ class DCGAN(GANModel):
     """DCGAN generator + discriminator with their optimizers (PyTorch); conditional when
     config.num_classes > 0."""
 
+    # the architecture (models/mlp_gan.py's MLP GAN reuses this class with its own plans)
+    networks = staticmethod(networks)
+    weight_shapes_of = staticmethod(dcgan_weight_shapes)
+
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
-        plans = networks(config)
+        plans = self.networks(config)
         bn = (config.bn_momentum, config.bn_epsilon)
         self.generator = Network(plans["generator"], *bn, config.dtype)          # z (N, latent) -> (N, C, H, W)
         self.discriminator = Network(plans["discriminator"], *bn, config.dtype)  # (N, C, H, W) -> (N, 1, 1, 1)
@@ -38,7 +42,7 @@ class DCGAN(GANModel):
             self._G, self._D = torch.compile(self.generator), torch.compile(self.discriminator)
 
     def weight_shapes(self) -> dict:
-        return dcgan_weight_shapes(self.config)
+        return self.weight_shapes_of(self.config)
 
     # -- training -----------------------------------------------------------------------
     def train_step(self, images, labels=None, z: np.ndarray | None = None) -> dict[str, float]:

@@ -21,7 +21,7 @@ GAN_BN = ("bn_momentum", "bn_epsilon")  # the GANs' BatchNorm fields now follow 
 NEW_FIELDS = {"ddpm": {"eta": 0.0}}
 
 
-NEW_SINCE_0_1_0 = {"ldm", "stylegan2"}   # registered later: no 0.1.0 config to compare with
+NEW_SINCE_0_1_0 = {"ldm", "stylegan2", "mlp-gan"}   # registered later: no 0.1.0 config to compare with
 
 
 def test_every_trainable_model_is_covered():
