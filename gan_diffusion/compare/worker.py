@@ -194,7 +194,7 @@ def score(spec: dict[str, Any]) -> int:
     writes RUN/quality.json (skips runs already scored with the same extractor)."""
     from gan_diffusion.compare.quality import score_samples
 
-    from gan_diffusion.compare.accuracy import class_accuracy, classifier_for
+    from gan_diffusion.compare.accuracy import class_scores, classifier_for
 
     real, ref_meta = load_images(spec["reference"])
     for run_dir in map(Path, spec["runs"]):
@@ -206,9 +206,9 @@ def score(spec: dict[str, Any]) -> int:
         clf = classifier_for(spec.get("dataset", ""), fake.shape[1:])
         if meta.get("labels") is not None and clf is not None:   # a conditional model's samples
             real_labels = ref_meta.get("labels")
-            scores["class_accuracy"] = class_accuracy(
+            scores.update(class_scores(      # class accuracy and intra-class distance
                 fake, np.asarray(meta["labels"]), clf, spec.get("backend") or "torch", real,
-                None if real_labels is None else np.asarray(real_labels))
+                None if real_labels is None else np.asarray(real_labels)))
         atomic_write_json(target, {"extractor": spec["extractor"], "scores": scores})
         fid = scores["fid"]
         print(f"scored {run_dir}: fid {fid['value']:.4g} [{fid['extractor']}], "

@@ -89,6 +89,43 @@ def test_class_accuracy_on_real_digits(backend):
     assert wrong["value"] < 0.3 and wrong["real_value"] is None
 
 
+def test_intra_class_distance_by_hand():
+    from gan_diffusion.compare.accuracy import intra_class_distance
+
+    f = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [9.0, 9.0]])
+    labels = np.array([0, 0, 1, 1, 1, 2])       # class 0: one pair, 5; class 1: 1, 1, sqrt 2
+    value, per = intra_class_distance(f, labels)
+    assert per[0] == pytest.approx(5.0) and per[1] == pytest.approx((2 + np.sqrt(2)) / 3)
+    assert per[2] is None                        # one image: no pair
+    assert value == pytest.approx((5.0 + per[1]) / 2)
+
+
+@pytest.mark.parametrize("backend", ["tf", "torch"])
+def test_collapsed_class_scores_far_lower_intra_class_distance(backend):
+    """Real digits against the same digits with class 3 collapsed to one image (mode
+    collapse in one class): that class's ICD is 0, the others are unchanged, and the score
+    drops by that class's share; all classes collapsed give 0. The real images' ICD is
+    reported as the ceiling."""
+    from gan_diffusion.compare.accuracy import class_scores
+    from gan_diffusion.data import load_dataset
+
+    ds = load_dataset("digits", limit=400)
+    real = class_scores(ds.images, ds.labels, "lenet-mnist", backend, ds.images, ds.labels)["icd"]
+    assert real["name"] == "intra-class distance [LeNet(MNIST)]" and real["value"] > 1.0
+    assert real["real_value"] == pytest.approx(real["value"])
+    collapsed = ds.images.copy()
+    threes = np.flatnonzero(ds.labels == 3)
+    collapsed[threes] = ds.images[threes[0]]
+    one = class_scores(collapsed, ds.labels, "lenet-mnist", backend)["icd"]
+    assert one["per_class"][3] < 1e-3 * real["per_class"][3]
+    others = [k for k in range(10) if k != 3]
+    np.testing.assert_allclose([one["per_class"][k] for k in others],
+                               [real["per_class"][k] for k in others], rtol=1e-5)
+    assert one["value"] == pytest.approx(real["value"] - real["per_class"][3] / 10, rel=1e-4)
+    every = np.stack([ds.images[np.flatnonzero(ds.labels == k)[0]] for k in ds.labels])
+    assert class_scores(every, ds.labels, "lenet-mnist", backend)["icd"]["value"] < 1e-3
+
+
 def _result(model, seed, acc, real, epochs=1):
     from pathlib import Path
 
