@@ -36,8 +36,9 @@ DEFAULTS: dict[str, Any] = {"dataset": "digits", "epochs": 5, "seeds": 3, "n_eva
 
 # --omp-wait: the OMP_WAIT_POLICY of every worker. passive: waiting threads sleep at once;
 # default: the OpenMP runtime's own (libgomp spins ~300,000 times first). benchmarks/
-# contention.py measured torch DCGAN beside another job 1.4-2.2x faster with passive and 4-11 %
-# slower on a quiet machine; TF's own thread pool ignores it (docs/benchmarks.md).
+# contention.py measured torch DCGAN beside another job 1.4-2.2x faster with passive; on a
+# quiet machine torch's steps are 8 % (DCGAN) to 21 % (MLP GAN) slower with it; TF's own
+# thread pool ignores it (docs/benchmarks.md, docs/compare.md).
 OMP_WAIT = {"passive": "PASSIVE", "default": None}
 
 
