@@ -217,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, default=None, help="intra-op threads per run "
                    "(default: all cores; quick preset: 2)")
     c.add_argument("--omp-wait", default=None, choices=("passive", "default"), help="OpenMP "
-                   "wait policy of every run: passive (default; torch degrades far less when "
-                   "other jobs share the cores) or the runtime's default (spin, then sleep)")
+                   "wait policy of every run: default (the runtime's: spin, then sleep; the "
+                   "fastest on a quiet machine) or passive (torch degrades far less when other "
+                   "jobs share the cores, but runs 8-90 %% slower on a quiet one)")
     c.add_argument("--n-eval", type=int, default=None, help="generated and real images for FID/KID")
     c.add_argument("--native-rng", action="store_true", help="each framework's own RNG for "
                    "initial weights and training noise (default: controlled, shared draws)")

@@ -52,7 +52,7 @@ def run_info(backend: Any = None, threads: dict | None = None) -> dict[str, Any]
 # what a framework computes or how fast (threads, oneDNN, determinism, devices, offline hub).
 # TensorFlow's are named one by one: "TF_" alone also matches other tools' (Terraform's
 # TF_CLI_CONFIG_FILE, TF_VAR_*, ...).
-ENV_PREFIXES = ("GAN_DIFFUSION_", "OMP_", "MKL_", "OPENBLAS_", "KMP_", "KERAS_", "TORCH_",
+ENV_PREFIXES = ("GAN_DIFFUSION_", "OMP_", "GOMP_", "MKL_", "OPENBLAS_", "KMP_", "KERAS_", "TORCH_",
                 "PYTORCH_", "CUDA_", "CUBLAS_", "XLA_")
 ENV_NAMES = ("PYTHONHASHSEED", "HF_HUB_OFFLINE", "NVIDIA_TF32_OVERRIDE", "TF_CPP_MIN_LOG_LEVEL",
              "TF_CPP_MAX_VLOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS",

@@ -32,13 +32,15 @@ BUDGET_EPOCH_CAP = 1000
 
 DEFAULTS: dict[str, Any] = {"dataset": "digits", "epochs": 5, "seeds": 3, "n_eval": 1000,
                             "threads": None, "backends": ("tf", "torch"), "limit": None,
-                            "batch_size": None, "image_size": None, "omp_wait": "passive"}
+                            "batch_size": None, "image_size": None, "omp_wait": "default"}
 
-# --omp-wait: the OMP_WAIT_POLICY of every worker. passive: waiting threads sleep at once;
-# default: the OpenMP runtime's own (libgomp spins ~300,000 times first). benchmarks/
-# contention.py measured torch DCGAN beside another job 1.4-2.2x faster with passive; on a
-# quiet machine torch's steps are 8 % (DCGAN) to 21 % (MLP GAN) slower with it; TF's own
-# thread pool ignores it (docs/benchmarks.md, docs/compare.md).
+# --omp-wait: the OMP_WAIT_POLICY of every worker. default: the OpenMP runtime's own (libgomp
+# spins ~300,000 times before it sleeps); passive: waiting threads sleep at once.
+# benchmarks/contention.py measured torch DCGAN beside another job 1.4-2.2x faster with
+# passive, but on a quiet machine passive made torch 8 % (DCGAN) to 21 % (MLP GAN) slower
+# per step and the quick DDPM's epochs 1.9x slower (4.8 -> 9.2 s), a bias larger than most
+# framework effects; TF's own thread pool ignores it. So the default keeps the runtime's
+# policy, and busy epochs are measured and flagged instead (docs/compare.md).
 OMP_WAIT = {"passive": "PASSIVE", "default": None}
 
 
@@ -78,7 +80,7 @@ class CompareOptions:
     preset: str = ""
     data_dir: str | None = None
     budget_minutes: float | None = None
-    omp_wait: str = "passive"
+    omp_wait: str = "default"
 
     def run_key(self, model: str) -> dict[str, Any]:
         """The options a finished run must share with this comparison to be reused."""

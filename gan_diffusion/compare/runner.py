@@ -60,7 +60,7 @@ def train_options(opts: CompareOptions, out: Path, model: str, backend: str, see
                else {"init": str(init_path(out, opts, model, seed))})}
 
 
-def child_env(threads: int, omp_wait: str = "passive") -> dict[str, str]:
+def child_env(threads: int, omp_wait: str = "default") -> dict[str, str]:
     """The environment of every worker: thread pools pinned, the OpenMP wait policy (presets.
     OMP_WAIT; "default" removes any inherited one), quiet TF, unbuffered output."""
     t = str(threads)

@@ -655,10 +655,10 @@ def test_omp_wait_policy_reaches_workers_and_is_checked(monkeypatch):
     from gan_diffusion.errors import ConfigError
 
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")             # inherited: replaced or removed
-    assert child_env(2)["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert "OMP_WAIT_POLICY" not in child_env(2, "default")
+    assert child_env(2, "passive")["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in child_env(2)
     opts = resolve("quick", models="dcgan")
-    assert opts.omp_wait == "passive" and opts.run_key("dcgan")["omp_wait"] == "passive"
-    assert resolve("quick", models="dcgan", omp_wait="default").run_key("dcgan")["omp_wait"] == "default"
+    assert opts.omp_wait == "default" and opts.run_key("dcgan")["omp_wait"] == "default"
+    assert resolve("quick", models="dcgan", omp_wait="passive").run_key("dcgan")["omp_wait"] == "passive"
     with pytest.raises(ConfigError, match="--omp-wait 'spin' is not a policy; use one of passive, default"):
         resolve("quick", models="dcgan", omp_wait="spin")
