@@ -34,7 +34,7 @@ import numpy as np
 from gan_diffusion.compare.quality import extractor_note, score_label
 from gan_diffusion.compare.stats import (mean_std, paired_interval, ratio_interval, seed_spread,
                                          welch_interval)
-from gan_diffusion.utils.cpuload import QUIET_CORES
+from gan_diffusion.utils.cpuload import QUIET_CORES, is_busy
 
 
 @dataclasses.dataclass
@@ -96,7 +96,7 @@ class RunResult:
     @property
     def busy_epochs(self) -> int:
         """Epochs during which other processes used QUIET_CORES cores or more (utils/cpuload)."""
-        return sum(1 for e in self.epochs if (e.get("other_cores") or 0.0) >= QUIET_CORES)
+        return sum(1 for e in self.epochs if is_busy(e.get("other_cores")))
 
     @property
     def measured_epochs(self) -> int:
@@ -354,7 +354,7 @@ def epoch_table(results: list[RunResult]) -> Table:
         for (m, b), runs in groups.items():
             eps = [r.epochs[ep - 1] for r in runs if len(r.epochs) >= ep]
             vals = [e["seconds"] for e in eps]
-            busy = any((e.get("other_cores") or 0.0) >= QUIET_CORES for e in eps)
+            busy = any(is_busy(e.get("other_cores")) for e in eps)
             w[(m, b)] = (*(mean_std(vals)[:2] if vals else (math.nan, math.nan)), busy)
         wide.append(w)
     cols = [("Epoch", lambda w: str(w["epoch"]))]

@@ -60,8 +60,13 @@ def others(a: Snapshot, b: Snapshot) -> dict[str, float | bool | None]:
     return {"other_cores": round(cores, 3), "loadavg": load, "quiet": cores < QUIET_CORES}
 
 
+def is_busy(other_cores: float | None) -> bool:
+    """Whether other processes used QUIET_CORES cores or more (False when not measured)."""
+    return other_cores is not None and other_cores >= QUIET_CORES
+
+
 def describe(other_cores: float | None) -> str:
     """"" when quiet or unknown, else a short warning for log lines."""
-    if other_cores is None or other_cores < QUIET_CORES:
+    if not is_busy(other_cores):
         return ""
     return f"  [busy machine: other processes used {other_cores:.1f} cores]"
